@@ -1,0 +1,130 @@
+"""Predicting when the bus reaches, and leaves, each remaining stop of its day.
+
+The baseline is the timetable plus the current deviation; what we know refines it:
+
+- at a stop, the bus leaves at the planned time, or later if it arrived late: a session
+  lasts its planned length (the doctor sees everyone booked);
+- driving to the next stop, the arrival is the remaining road distance over the bus's
+  recent average speed (a stop at a junction barely moves it);
+- further stops follow in a chain: arrival = previous departure + travel time, never
+  before the planned time. A late morning therefore makes a late afternoon unless the
+  lunch break absorbs the delay, as it does in real life;
+- travel time between two stops is learned from past days when the same leg was driven
+  (the tournée repeats weekly), else estimated from distance.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from medicobus import contract
+from medicobus.geo import distance_m
+from ground.state import VehicleState
+from ground.views import VisitStatus
+
+ROAD_FACTOR = 1.35  # road distance over straight-line distance, on winding rural roads
+TYPICAL_SPEED = 55 / 3.6  # m/s, a bus on departmental roads through villages
+MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
+LATE_AFTER = timedelta(minutes=5)
+SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
+DRIVING = 2.0  # m/s: above this the bus is under way
+
+
+@dataclass(frozen=True)
+class Forecast:
+    visit: contract.PlannedVisit
+    status: VisitStatus
+    arrive: datetime  # actual if arrived, else predicted
+    depart: datetime  # actual if departed, else predicted
+    delay_min: int
+    arrived_at: datetime | None = None
+    departed_at: datetime | None = None
+
+
+class TravelModel:
+    """Travel time between two stops: the median of observed legs, else distance-based."""
+
+    def __init__(self) -> None:
+        self._observed: dict[tuple[str, str], list[float]] = {}
+
+    def learn(self, legs: Iterable[tuple[str, str, float]]) -> None:
+        for origin, dest, seconds in legs:
+            self._observed.setdefault((origin, dest), []).append(seconds)
+
+    def between(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta:
+        seen = self._observed.get((a.stop, b.stop))
+        if seen:
+            return timedelta(seconds=statistics.median(seen))
+        return estimate(distance_m(a.lat, a.lon, b.lat, b.lon), TYPICAL_SPEED)
+
+
+def estimate(straight_m: float, speed: float) -> timedelta:
+    return timedelta(seconds=straight_m * ROAD_FACTOR / speed)
+
+
+def forecast_day(plan: contract.Plan, state: VehicleState | None, now: datetime,
+                 travel: TravelModel) -> list[Forecast]:
+    state = state or VehicleState(plan.vehicle)
+    out: list[Forecast] = []
+    last_done = max((i for i, v in enumerate(plan.visits) if v.visit in state.arrivals),
+                    default=-1)
+    previous: Forecast | None = None
+    for i, v in enumerate(plan.visits):
+        dwell = v.depart - v.arrive
+        arrived, departed = state.arrivals.get(v.visit), state.departures.get(v.visit)
+        if arrived or departed:
+            arrive = arrived or departed or now
+            if departed:
+                status, depart = VisitStatus.DEPARTED, departed
+            else:
+                depart = max(v.depart, arrive + dwell, now)
+                settled = now >= max(v.arrive, arrive + SETTLING)
+                status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
+            f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed)
+        elif i < last_done:
+            f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0)
+        else:
+            heading_here = previous is None or previous.status is VisitStatus.DEPARTED
+            eta = _arrival(v, previous, state, now, travel, heading_here)
+            late = eta - v.arrive >= LATE_AFTER
+            under_way = heading_here and _driving(state, previous, now)
+            status = (VisitStatus.LATE if late
+                      else VisitStatus.EN_ROUTE if under_way else VisitStatus.PLANNED)  # fmt: skip
+            f = Forecast(v, status, eta, max(v.depart, eta + dwell), _late(eta, v.arrive))
+        out.append(f)
+        if f.status is not VisitStatus.UNCONFIRMED:
+            previous = f
+    return out
+
+
+def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,
+             now: datetime, travel: TravelModel, heading_here: bool) -> datetime:
+    """Predicted arrival at a visit the bus has not reached yet; never in the past."""
+    pos = state.position
+    if heading_here and pos is not None and _driving(state, previous, now):
+        speed = min(MAX_SPEED, max(MIN_SPEED, state.average_speed() or TYPICAL_SPEED))
+        # From where the bus was last seen, minus the time since, for a position that is
+        # a few seconds (or, after an outage, minutes) old.
+        eta = pos.ts + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon), speed)
+        return max(eta, now)
+    if previous is None:
+        return max(v.arrive, now)
+    return max(v.arrive, previous.depart + travel.between(previous.visit, v), now)
+
+
+def _driving(state: VehicleState, previous: Forecast | None, now: datetime) -> bool:
+    """Whether the bus is on its way to the next stop: it left the last one, or it is
+    moving before its first stop of the day."""
+    if previous is not None:
+        return previous.status is VisitStatus.DEPARTED
+    pos = state.position
+    if pos is None or now - pos.ts > timedelta(minutes=15):
+        return False
+    return (state.average_speed() or 0.0) > DRIVING or (pos.speed or 0.0) > DRIVING
+
+
+def _late(actual: datetime, planned: datetime) -> int:
+    return max(0, int((actual - planned).total_seconds() // 60))

@@ -1,0 +1,188 @@
+"""Ingest: everything the buses publish, validated, stored once, applied to live state.
+
+The network thread only queues raw messages; one writer thread takes them in batches,
+validates each against the contract, stores the batch in one go and only then
+acknowledges it to the broker (manual acks on a persistent session), so a ground that
+dies mid-batch gets the same messages again and loses nothing. Whatever cannot be used
+(bad JSON, wrong schema, unknown vehicle, a vehicle writing as another) goes to the
+dead-letter table; nothing stops the consuming.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from medicobus import contract
+from medicobus.clock import Clock
+from medicobus.mqtt import BrokerSettings, describe_refusal, new_client
+from ground.state import LiveState
+from ground.store import Message, Store
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 2000
+BATCH_WAIT_S = 0.005
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    session: int
+    at: datetime
+
+
+class Ingest:
+    def __init__(self, settings: BrokerSettings, store: Store, state: LiveState,
+                 vehicles: set[str], on_change: Callable[[set[str]], None], clock: Clock,
+                 client_id: str = "medicobus-ground",
+                 on_connected: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = state
+        self.vehicles = vehicles
+        self.on_change = on_change
+        self.on_connected = on_connected
+        self.clock = clock
+        self.stats = {"received": 0, "stored": 0, "duplicates": 0, "dead_letters": 0}
+        self.connected = threading.Event()
+        self._inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
+        self._session = 0
+        self._stopping = threading.Event()
+        self._writer: threading.Thread | None = None
+        self.client = new_client(settings, client_id, persistent=True, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        self._writer = threading.Thread(target=self._write_loop, name="ingest", daemon=True)
+        self._writer.start()
+        self.client.connect_async(self.settings.host, self.settings.port,
+                                  keepalive=self.settings.keepalive_s)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._stopping.set()
+        if self._writer:
+            self._writer.join(timeout=10)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                    reason: mqtt.ReasonCode, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("%s", describe_refusal(reason))
+            return
+        self._session += 1
+        client.subscribe(contract.uplink_subscription(), qos=1)
+        self.connected.set()
+        if self.on_connected:
+            self.on_connected()
+        log.info("ingest connected to %s:%d", self.settings.host, self.settings.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason: mqtt.ReasonCode, properties: Any) -> None:
+        self.connected.clear()
+        if not self._stopping.is_set():
+            log.warning("ingest disconnected (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(Received(msg.topic, msg.payload, msg.mid, msg.qos, self._session,
+                                 self.clock.now()))
+
+    # -- writer thread ---------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while not (self._stopping.is_set() and self._inbox.empty()):
+            batch = self._take()
+            if not batch:
+                continue
+            while not self._write(batch):
+                if self._stopping.is_set():
+                    return  # not acknowledged: the broker keeps them for next time
+                time.sleep(1.0)
+            for r in batch:
+                # A message from an earlier connection is redelivered by the broker on
+                # this one; acknowledging its old id here could ack something else.
+                if r.qos > 0 and r.session == self._session:
+                    self.client.ack(r.mid, r.qos)
+
+    def _take(self) -> list[Received]:
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            try:
+                batch.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[Received]) -> bool:
+        """Validate, store and apply one batch; False if the store failed (retry it)."""
+        messages: list[tuple[Message, datetime]] = []
+        dead: list[tuple[str, bytes, str, datetime]] = []
+        for r in batch:
+            try:
+                messages.extend((m, r.at) for m in self._decode(r))
+            except contract.ContractError as exc:
+                dead.append((r.topic, r.payload, str(exc), r.at))
+            except Exception as exc:  # never let one message stop the ingest
+                log.exception("unexpected error decoding a message on %s", r.topic)
+                dead.append((r.topic, r.payload, f"internal error: {exc!r}", r.at))
+        try:
+            fresh = self.store.record(messages)
+            if dead:
+                self.store.dead_letter(dead)
+        except Exception:
+            log.exception("store failed; %d messages not acknowledged, retrying", len(batch))
+            return False
+        for topic, _, error, _ in dead:
+            log.warning("dead letter on %s: %s", topic, error)
+        changed: set[str] = set()
+        for message, received in fresh:
+            self.state.apply(message, received)
+            changed.add(message.vehicle)
+        self.stats["received"] += len(batch)
+        self.stats["stored"] += len(fresh)
+        self.stats["duplicates"] += len(messages) - len(fresh)
+        self.stats["dead_letters"] += len(dead)
+        if changed:
+            try:
+                self.on_change(changed)
+            except Exception:
+                log.exception("a change listener failed")
+        return True
+
+    def _decode(self, r: Received) -> list[Message]:
+        vehicle, channel = contract.parse_topic(r.topic)
+        if channel is contract.Channel.PLAN:
+            return []  # our own retained plans, echoed back by the wildcard subscription
+        if vehicle not in self.vehicles:
+            raise contract.ContractError(f"unknown vehicle {vehicle!r}")
+        message = contract.parse_uplink(r.payload)
+        if message.kind != channel.value:
+            raise contract.ContractError(f"a {message.kind} message on the {channel} topic")
+        items: list[Message] = (
+            list(message.items) if isinstance(message, contract.Batch) else [message]
+        )
+        for item in items:
+            if item.vehicle != vehicle:
+                raise contract.ContractError(
+                    f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
+                )
+        return items

@@ -1,0 +1,110 @@
+"""The ground service: ingest, live state and ETAs, plan publishing and the web, wired."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import uvicorn
+from pydantic import BaseModel, ConfigDict, Field
+
+from medicobus.clock import Clock
+from medicobus.mqtt import BrokerSettings
+from medicobus.settings import load_toml
+from ground.board import Board
+from ground.eta import TravelModel
+from ground.fleet import Fleet, load_fleet
+from ground.ingest import Ingest
+from ground.plans import PlanPublisher
+from ground.state import LiveState
+from ground.store import Store
+from ground.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+LEARN_WEEKS = 8
+
+
+class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class GroundSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fleet: Path
+    database: Path = Path("/var/lib/medicobus/ground.db")
+    stale_after_s: Annotated[int, Field(ge=30)] = 300
+    broker: BrokerSettings = BrokerSettings(username="ground")
+    http: HttpSettings = HttpSettings()
+
+
+def load_ground(path: Path | str) -> GroundSettings:
+    settings = load_toml(path, GroundSettings)
+    if not settings.fleet.is_absolute():  # relative to the config file, as people expect
+        settings.fleet = (Path(path).parent / settings.fleet).resolve()
+    return settings
+
+
+class GroundService:
+    def __init__(self, settings: GroundSettings, clock: Clock,
+                 fleet: Fleet | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.fleet = fleet or load_fleet(settings.fleet)
+        self.store = Store(settings.database)
+        self.state = LiveState()
+        self.travel = TravelModel()
+        self.board = Board(self.fleet, self.state, self.travel, clock,
+                           stale_after=timedelta(seconds=settings.stale_after_s))
+        self.ingest = Ingest(settings.broker, self.store, self.state,
+                             {v.id for v in self.fleet.vehicles}, self.board.notify, clock,
+                             on_connected=self._publish_plans)
+        self.plans = PlanPublisher(self.fleet, self.ingest.client)
+        self.app = create_app(self.board)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.http: uvicorn.Server | None = None
+
+    def start(self) -> None:
+        """Rebuild state from the store, then start consuming and publishing plans."""
+        midnight = datetime.combine(self.board.today(), time(0), self.fleet.zone)
+        for message, received in self.store.history(since=midnight):
+            self.state.apply(message, received)
+        self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
+        self.ingest.start()
+        self._spawn(self._daily, "plans-daily")
+
+    def serve_http(self) -> None:
+        """Run the web server on a thread; `stop` ends it."""
+        config = uvicorn.Config(self.app, host=self.settings.http.host,
+                                port=self.settings.http.port, log_level="warning")
+        self.http = uvicorn.Server(config)
+        self._spawn(self.http.run, "http")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.http:
+            self.http.should_exit = True
+        self.ingest.stop()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.store.close()
+
+    def _publish_plans(self) -> None:
+        self.plans.publish(self.board.today())
+
+    def _daily(self) -> None:
+        while not self._stop.wait(5.0):
+            if self.ingest.connected.is_set():
+                self.plans.publish_if_new_day(self.board.today())
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)

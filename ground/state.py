@@ -1,0 +1,76 @@
+"""Live state per vehicle, built from what the buses send.
+
+Messages can arrive out of order (a drained backlog after live data), so the state keeps
+the newest position by the bus's timestamp, never the last one received. Presence is
+online / offline (the retained status and Last Will) / stale (online, but no position for
+too long) / unknown.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from medicobus import contract
+
+RECENT = timedelta(minutes=10)
+
+
+@dataclass
+class VehicleState:
+    vehicle: str
+    connection: str = "unknown"  # from the retained status: online / offline
+    connection_ts: datetime | None = None
+    last_seen: datetime | None = None  # when the ground last heard from the bus
+    position: contract.Position | None = None
+    recent: deque[contract.Position] = field(default_factory=lambda: deque(maxlen=200))
+    arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
+    departures: dict[str, datetime] = field(default_factory=dict)
+
+    def presence(self, now: datetime, stale_after: timedelta) -> str:
+        if self.connection == "offline":
+            return "offline"
+        if self.last_seen is None:
+            return "unknown"
+        if now - self.last_seen > stale_after:
+            return "stale"
+        return "online"
+
+    def average_speed(self) -> float | None:
+        """Mean speed over the last ten minutes of positions, in m/s."""
+        if self.position is None:
+            return None
+        since = self.position.ts - RECENT
+        speeds = [p.speed for p in self.recent if p.ts >= since and p.speed is not None]
+        return sum(speeds) / len(speeds) if speeds else None
+
+
+class LiveState:
+    def __init__(self) -> None:
+        self._vehicles: dict[str, VehicleState] = {}
+        self._lock = threading.Lock()
+
+    def get(self, vehicle: str) -> VehicleState:
+        with self._lock:
+            return self._vehicles.setdefault(vehicle, VehicleState(vehicle))
+
+    def apply(self, message: contract.Position | contract.VisitEvent | contract.Status,
+              received: datetime) -> None:
+        s = self.get(message.vehicle)
+        with self._lock:
+            s.last_seen = max(s.last_seen or received, received)
+            if isinstance(message, contract.Status):
+                if s.connection_ts is None or message.ts >= s.connection_ts:
+                    s.connection, s.connection_ts = message.state, message.ts
+            elif isinstance(message, contract.Position):
+                s.recent.append(message)
+                if s.position is None or message.ts > s.position.ts:
+                    s.position = message
+                if s.connection != "online" and message.ts >= (s.connection_ts or message.ts):
+                    # A position newer than the "offline" status proves the bus is back.
+                    s.connection, s.connection_ts = "online", message.ts
+            else:
+                times = s.arrivals if message.event == "arrival" else s.departures
+                times.setdefault(message.visit, message.ts)

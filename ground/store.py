@@ -1,0 +1,125 @@
+"""The ground's SQLite store (sqlite-utils): what the buses sent, and what was set aside.
+
+Each message is stored once, keyed by its id, so a message delivered twice (a resend after
+a lost acknowledgement, a backlog drained after live data) is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from medicobus import contract
+
+Message = contract.Position | contract.VisitEvent | contract.Status
+MAX_DEAD_PAYLOAD = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, lat REAL NOT NULL,
+    lon REAL NOT NULL, speed REAL, heading REAL, acc REAL, received TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS positions_vehicle_ts ON positions(vehicle, ts);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, event TEXT NOT NULL,
+    visit TEXT NOT NULL, stop TEXT NOT NULL, lat REAL, lon REAL, received TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_vehicle_ts ON events(vehicle, ts);
+CREATE TABLE IF NOT EXISTS statuses (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, state TEXT NOT NULL,
+    reason TEXT, received TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, received TEXT NOT NULL, topic TEXT NOT NULL,
+    error TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
+"""
+
+_TABLES = {"position": "positions", "event": "events", "status": "statuses"}
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        # Acknowledged to the broker only after commit: the commit must be on disk.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def record(self, messages: list[tuple[Message, datetime]]) -> list[tuple[Message, datetime]]:
+        """Store what is new; return only the new ones (duplicates are skipped)."""
+        fresh: list[tuple[Message, datetime]] = []
+        by_table: dict[str, list[dict[str, object]]] = {}
+        seen_now: set[str] = set()
+        known = self._known_ids(messages)
+        for message, received in messages:
+            if message.id in known or message.id in seen_now:
+                continue
+            seen_now.add(message.id)
+            fresh.append((message, received))
+            row = message.model_dump(exclude={"v", "kind"}, mode="json")
+            row["received"] = received.isoformat()
+            by_table.setdefault(_TABLES[message.kind], []).append(row)
+        with self.db.conn:
+            for table, rows in by_table.items():
+                self.db[table].insert_all(rows, batch_size=1000)
+        return fresh
+
+    def _known_ids(self, messages: list[tuple[Message, datetime]]) -> set[str]:
+        known: set[str] = set()
+        by_table: dict[str, list[str]] = {}
+        for m, _ in messages:
+            by_table.setdefault(_TABLES[m.kind], []).append(m.id)
+        for table, ids in by_table.items():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = self.db.execute(
+                    f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
+                known.update(r[0] for r in rows)
+        return known
+
+    def dead_letter(self, letters: list[tuple[str, bytes, str, datetime]]) -> None:
+        """Keep (topic, payload, error, received) for messages that could not be used."""
+        with self.db.conn:
+            self.db["dead_letters"].insert_all(
+                {"received": received.isoformat(), "topic": topic[:512], "error": error[:1000],
+                 "size": len(payload), "payload": payload[:MAX_DEAD_PAYLOAD]}
+                for topic, payload, error, received in letters
+            )  # fmt: skip
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
+
+    def history(self, since: datetime) -> Iterator[tuple[Message, datetime]]:
+        """Everything stored since `since`, oldest first: to rebuild live state at start."""
+        for kind, table in _TABLES.items():
+            model = {"position": contract.Position, "event": contract.VisitEvent,
+                     "status": contract.Status}[kind]  # fmt: skip
+            for row in self.db.query(
+                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY ts", [since.isoformat()]
+            ):
+                received = datetime.fromisoformat(row.pop("received"))
+                clean = {k: v for k, v in row.items() if v is not None}
+                yield model.model_validate({**clean, "kind": kind}), received
+
+    def legs(self, since: datetime) -> Iterator[tuple[str, str, float]]:
+        """Observed travel times: each departure from a stop to the bus's next arrival."""
+        previous: dict[str, tuple[str, datetime]] = {}
+        for vehicle, ts, event, stop in self.db.execute(
+            "SELECT vehicle, ts, event, stop FROM events WHERE ts >= ? ORDER BY vehicle, ts",
+            [since.isoformat()],
+        ):
+            at = datetime.fromisoformat(ts)
+            if event == "departure":
+                previous[vehicle] = (stop, at)
+            elif vehicle in previous:
+                origin, left = previous.pop(vehicle)
+                seconds = (at - left).total_seconds()
+                if origin != stop and 0 < seconds < timedelta(hours=3).total_seconds():
+                    yield origin, stop, seconds
+
+    def close(self) -> None:
+        self.db.close()

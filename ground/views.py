@@ -1,0 +1,97 @@
+"""What a commune's page and the public API show: plain, immutable views of visits.
+
+No patient data ever reaches these: only the bus's timetable, status and predicted times.
+All datetimes are aware and in the fleet's time zone (Europe/Paris by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class VisitStatus(StrEnum):
+    PLANNED = "planned"  # prévu
+    EN_ROUTE = "en_route"  # en route
+    LATE = "late"  # retard de N min (not yet arrived, predicted late by 5 min or more)
+    ARRIVED = "arrived"  # arrivé (parked, consultations not started yet)
+    CONSULTING = "consulting"  # en consultation
+    DEPARTED = "departed"  # reparti
+    CANCELLED = "cancelled"  # annulé
+    UNCONFIRMED = "unconfirmed"  # the bus went on to a later stop without an arrival here
+
+
+STATUS_FR = {
+    VisitStatus.PLANNED: "prévu",
+    VisitStatus.EN_ROUTE: "en route",
+    VisitStatus.LATE: "retard",
+    VisitStatus.ARRIVED: "arrivé",
+    VisitStatus.CONSULTING: "en consultation",
+    VisitStatus.DEPARTED: "reparti",
+    VisitStatus.CANCELLED: "annulé",
+    VisitStatus.UNCONFIRMED: "passage non confirmé",
+}
+STATUS_EN = {
+    VisitStatus.PLANNED: "scheduled",
+    VisitStatus.EN_ROUTE: "on the way",
+    VisitStatus.LATE: "late",
+    VisitStatus.ARRIVED: "arrived",
+    VisitStatus.CONSULTING: "consulting",
+    VisitStatus.DEPARTED: "left",
+    VisitStatus.CANCELLED: "cancelled",
+    VisitStatus.UNCONFIRMED: "visit not confirmed",
+}
+
+
+def status_label_fr(status: VisitStatus, delay_min: int) -> str:
+    if status is VisitStatus.LATE:
+        return f"retard de {delay_min} min"
+    return STATUS_FR[status]
+
+
+def status_label_en(status: VisitStatus, delay_min: int) -> str:
+    if status is VisitStatus.LATE:
+        return f"{delay_min} min late"
+    return STATUS_EN[status]
+
+
+@dataclass(frozen=True)
+class VisitView:
+    visit: str  # e.g. "2026-11-23/noce/am"
+    vehicle: str
+    vehicle_name: str
+    day: date
+    half: str  # "am", "pm" or "day"
+    planned_arrive: datetime
+    planned_depart: datetime
+    status: VisitStatus
+    eta: datetime | None  # predicted arrival; None once arrived, departed or cancelled
+    etd: datetime | None  # predicted departure; None once departed or cancelled
+    delay_min: int  # predicted (or actual) arrival minus planned, in minutes, never negative
+    arrived_at: datetime | None = None
+    departed_at: datetime | None = None
+    cancel_reason: str = ""
+
+    @property
+    def label_fr(self) -> str:
+        return status_label_fr(self.status, self.delay_min)
+
+    @property
+    def label_en(self) -> str:
+        return status_label_en(self.status, self.delay_min)
+
+
+@dataclass(frozen=True)
+class StopView:
+    stop: str
+    commune: str
+    insee: str
+    place: str
+    lat: float
+    lon: float
+    next_visit: VisitView | None  # today's visit until the bus has left, else the next one
+    upcoming: list[VisitView]  # the following visits, up to two weeks ahead
+    vehicle_presence: str | None  # "online", "offline", "stale" or None: of next_visit's bus
+    last_seen: datetime | None  # when that bus was last heard from
+    updated_at: datetime

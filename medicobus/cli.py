@@ -1,0 +1,129 @@
+"""`medicobus`: one command, a subcommand per part of the system."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from medicobus.settings import ConfigError
+
+DESCRIPTION = """\
+Médicobus: onboard telemetry and ground service for mobile medical centres.
+
+  medicobus demo                    the whole system on this machine, in accelerated time
+  medicobus onboard --config FILE   the agent on the bus (GPS -> outbox -> MQTT)
+  medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="medicobus", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="run broker, ground service and a simulated bus on this machine",
+        description="Runs a broker (Mosquitto if installed, else an embedded one), the ground "
+        "service and a simulated bus driving a day's tournée in the Perche in accelerated "
+        "time, then prints the pages to open. Ctrl-C stops everything.",
+    )  # fmt: skip
+    demo.add_argument("--speed", type=float, default=30.0,
+                      help="how many times faster than real time (default: 30)")
+    demo.add_argument("--http-port", type=int, default=8080,
+                      help="port of the web pages (default: 8080; a free one if taken)")
+    demo.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto",
+                      help="which broker to run (default: Mosquitto when installed)")
+    demo.add_argument("--gps", choices=["auto", "gpsd", "simulated"], default="auto",
+                      help="GPS through gpsd/gpsfake when installed, or the built-in simulator")
+    demo.add_argument("--data-dir", type=Path, default=None,
+                      help="where to keep the demo's databases (default: a temporary folder)")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many real seconds (default: run until Ctrl-C)")
+
+    onboard = sub.add_parser(
+        "onboard", help="run the agent on the bus",
+        description="Reads GPS from gpsd, filters and reports fixes, detects arrival and "
+        "departure at the day's stops, and sends everything through the durable outbox.",
+    )  # fmt: skip
+    onboard.add_argument("--config", type=Path, default=Path("/etc/medicobus/onboard.toml"),
+                         help="onboard TOML file (default: /etc/medicobus/onboard.toml)")
+
+    ground = sub.add_parser(
+        "ground", help="run the ground service",
+        description="Ingests what the buses publish, keeps live state and ETAs, publishes "
+        "each bus's plan for the day and serves the mairie pages and the JSON API.",
+    )  # fmt: skip
+    ground.add_argument("--config", type=Path, default=Path("/etc/medicobus/ground.toml"),
+                        help="ground TOML file (default: /etc/medicobus/ground.toml)")
+    ground.add_argument("--check", action="store_true",
+                        help="check the configuration and the fleet file, then exit")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "demo":
+            from medicobus.demo import run_demo
+
+            return run_demo(args.speed, args.http_port, args.broker, args.gps, args.data_dir,
+                            args.duration)
+        if args.command == "onboard":
+            return _run_onboard(args.config)
+        return _run_ground(args.config, args.check)
+    except ConfigError as exc:
+        print(f"medicobus: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (Ctrl-C, systemd stop)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _run_onboard(config: Path) -> int:
+    from medicobus.clock import SystemClock
+    from onboard.agent import Agent
+    from onboard.config import load_onboard
+    from onboard.telemetry.gps import GpsdSource
+
+    settings = load_onboard(config)
+    source = GpsdSource(settings.gps.host, settings.gps.port, timeout_s=settings.gps.timeout_s)
+    Agent(settings, source, SystemClock()).run(stop_on_signals())
+    return 0
+
+
+def _run_ground(config: Path, check: bool) -> int:
+    from ground.service import GroundService, load_ground
+    from medicobus.clock import SystemClock
+
+    settings = load_ground(config)
+    if check:
+        from ground.fleet import load_fleet
+
+        fleet = load_fleet(settings.fleet)
+        print(f"{config}: ok; {settings.fleet}: {len(fleet.vehicles)} vehicles, "
+              f"{len(fleet.stops)} stops, {len(fleet.timetable)} timetable entries")
+        return 0
+    service = GroundService(settings, SystemClock())
+    stop = stop_on_signals()
+    service.start()
+    service.serve_http()
+    stop.wait()
+    service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

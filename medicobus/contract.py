@@ -1,0 +1,171 @@
+"""The contract between bus and ground: MQTT topics and JSON payloads.
+
+This is the only module both `onboard` and `ground` import from each other's world, so a
+change to what crosses the air is a change here, with its version. Every payload carries
+`v` (the protocol version), `kind`, a unique `id`, the `vehicle` and a UTC timestamp `ts`.
+See docs/protocol.md for the topic map and an example of each payload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "medicobus/v1"
+MAX_BATCH_ITEMS = 500
+
+VehicleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+MessageId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+class Channel(StrEnum):
+    """The last level of a vehicle's topic: what kind of traffic flows there."""
+
+    STATUS = "status"  # bus -> ground, retained, and the bus's Last Will
+    POSITION = "position"  # bus -> ground, live fixes
+    EVENT = "event"  # bus -> ground, arrival / departure at a stop
+    BATCH = "batch"  # bus -> ground, backlog drained after an outage
+    PLAN = "plan"  # ground -> bus, retained: the day's visits
+
+
+UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH)
+
+
+class ContractError(ValueError):
+    """A topic or payload that does not follow this contract."""
+
+
+def topic(vehicle: str, channel: Channel) -> str:
+    return f"{TOPIC_ROOT}/vehicles/{vehicle}/{channel.value}"
+
+
+def uplink_subscription() -> str:
+    """What the ground subscribes to: every vehicle's every channel (plans are filtered out)."""
+    return f"{TOPIC_ROOT}/vehicles/+/+"
+
+
+def parse_topic(name: str) -> tuple[str, Channel]:
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != f"{TOPIC_ROOT}/vehicles":
+        raise ContractError(f"topic {name!r} is not {TOPIC_ROOT}/vehicles/<vehicle>/<channel>")
+    try:
+        return parts[3], Channel(parts[4])
+    except ValueError:
+        raise ContractError(f"unknown channel {parts[4]!r} in topic {name!r}") from None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: MessageId = Field(default_factory=new_id)
+    vehicle: VehicleId
+    ts: AwareDatetime
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Position(_Message):
+    """A filtered GPS fix. Speed in m/s, heading in degrees from true north, acc in metres."""
+
+    kind: Literal["position"] = "position"
+    lat: Latitude
+    lon: Longitude
+    speed: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    heading: Annotated[float, Field(ge=0, le=360, allow_inf_nan=False)] | None = None
+    acc: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] | None = None
+
+
+class VisitEvent(_Message):
+    """The bus arrived at, or left, the stop of one of the day's planned visits."""
+
+    kind: Literal["event"] = "event"
+    event: Literal["arrival", "departure"]
+    visit: Annotated[str, Field(min_length=1, max_length=120)]
+    stop: Annotated[str, Field(min_length=1, max_length=64)]
+    lat: Latitude
+    lon: Longitude
+
+
+class Status(_Message):
+    """Retained per vehicle; the offline form is also the bus's Last Will."""
+
+    kind: Literal["status"] = "status"
+    state: Literal["online", "offline"]
+    reason: Annotated[str, Field(max_length=120)] | None = None
+
+
+Item = Annotated[Position | VisitEvent, Field(discriminator="kind")]
+
+
+class Batch(_Message):
+    """Several outbox rows in one MQTT message, used when draining a backlog."""
+
+    kind: Literal["batch"] = "batch"
+    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+Uplink = Annotated[Position | VisitEvent | Status | Batch, Field(discriminator="kind")]
+_uplink = TypeAdapter(Uplink)
+
+
+class PlannedVisit(BaseModel):
+    """One stop of the day as the bus needs it to detect arrival and departure offline."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    visit: str
+    stop: str
+    commune: str
+    insee: str
+    lat: Latitude
+    lon: Longitude
+    radius_m: Annotated[float, Field(gt=0, le=5000)]
+    arrive: AwareDatetime
+    depart: AwareDatetime
+
+
+class Plan(_Message):
+    """Ground -> bus, retained: the vehicle's visits for one service day, in order."""
+
+    kind: Literal["plan"] = "plan"
+    day: date
+    visits: list[PlannedVisit]
+
+
+def parse_uplink(payload: bytes | str) -> Position | VisitEvent | Status | Batch:
+    """Validate an uplink payload; raise ContractError saying what is wrong."""
+    try:
+        return _uplink.validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+
+
+def parse_plan(payload: bytes | str) -> Plan:
+    try:
+        return Plan.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"

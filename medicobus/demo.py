@@ -1,0 +1,134 @@
+"""`medicobus demo`: broker, ground service and a simulated bus, in accelerated time.
+
+The bus drives a real day of the demo tournée (medicobus/defaults/fleet.toml): it leaves
+the depot late, winds through villages, waits at a junction, loses GPS for a while, and
+consults at each commune; the mairie pages follow it live.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from ground.fleet import Fleet, day_plan, load_fleet
+from ground.service import GroundService, GroundSettings, HttpSettings
+from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
+from medicobus.clock import AcceleratedClock, Clock
+from medicobus.mqtt import BrokerSettings
+from onboard.agent import Agent
+from onboard.config import GpsSettings, OnboardSettings
+from onboard.telemetry.fix import GpsSource
+from onboard.telemetry.simulated import SimulatedSource, Tournee
+
+log = logging.getLogger(__name__)
+
+FLEET_FILE = Path(__file__).parent / "defaults" / "fleet.toml"
+DEPOT = (48.5206, 0.5468)  # Mortagne-au-Perche, where the demo bus sleeps
+LATE_START = timedelta(minutes=12)  # the morning starts late: watch it propagate
+DAY_STARTS = time(7, 50)
+
+
+class Broker(Protocol):
+    port: int
+
+    def stop(self) -> None: ...
+
+
+def service_day(fleet: Fleet, vehicle: str, today: date) -> date:
+    """The first day from `today` on which the vehicle has visits."""
+    for offset in range(7):
+        day = today + timedelta(days=offset)
+        if day_plan(fleet, vehicle, day).visits:
+            return day
+    raise ValueError(f"{vehicle} has no visits in the timetable")
+
+
+def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
+             data_dir: Path | None, duration: float | None) -> int:
+    from medicobus.cli import stop_on_signals
+
+    fleet = load_fleet(FLEET_FILE)
+    vehicle = fleet.vehicles[0].id
+    day = service_day(fleet, vehicle, datetime.now(fleet.zone).date())
+    clock = AcceleratedClock(datetime.combine(day, DAY_STARTS, fleet.zone), speed)
+    workdir = data_dir or Path(tempfile.mkdtemp(prefix="medicobus-demo-"))
+    stop = stop_on_signals()
+
+    broker = _start_broker(broker_choice, workdir)
+    port = http_port if _port_free(http_port) else free_port()
+    ground = GroundService(
+        GroundSettings(fleet=FLEET_FILE, database=workdir / "ground.db",
+                       broker=BrokerSettings(port=broker.port, keepalive_s=10),
+                       http=HttpSettings(port=port)),
+        clock, fleet=fleet,
+    )  # fmt: skip
+    ground.start()
+    ground.serve_http()
+
+    tournee = Tournee.build(day_plan(fleet, vehicle, day), depot=DEPOT,
+                            start_delay_s=LATE_START.total_seconds(), seed=1)
+    source = _gps_source(gps_choice, tournee, clock, workdir)
+    settings = OnboardSettings(
+        vehicle=vehicle, data_dir=workdir / "bus",
+        broker=BrokerSettings(port=broker.port, keepalive_s=10),
+        gps=GpsSettings(poll_s=1.0),
+    )  # fmt: skip
+    agent = Agent(settings, source, clock)
+    bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
+    bus.start()
+
+    _print_welcome(fleet, day, port, speed, broker, source, workdir)
+    stop.wait(duration)
+    stop.set()
+    print("\nStopping…")
+    bus.join(timeout=10)
+    ground.stop()
+    broker.stop()
+    return 0
+
+
+def _start_broker(choice: str, workdir: Path) -> Broker:
+    if choice == "mosquitto" or (choice == "auto" and mosquitto_installed()):
+        return Mosquitto(workdir / "mosquitto").start()
+    return EmbeddedBroker().start()
+
+
+def _gps_source(choice: str, tournee: Tournee, clock: Clock, workdir: Path) -> GpsSource:
+    if choice == "gpsd" or (choice == "auto" and shutil.which("gpsfake")):
+        from onboard.telemetry.replay import GpsfakeReplay
+
+        return GpsfakeReplay.start(tournee, clock, workdir / "gps")
+    return SimulatedSource(tournee, clock)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Broker,
+                   source: GpsSource, workdir: Path) -> None:
+    base = f"http://127.0.0.1:{port}"
+    lines = [
+        "",
+        "Médicobus demo is running.",
+        f"  Service day: {day:%A %d %B %Y}, from {DAY_STARTS:%H:%M}, {speed:g}× real time",
+        f"  Broker: {type(broker).__name__} on port {broker.port}; "
+        f"GPS: {type(source).__name__}; data in {workdir}",
+        "",
+        "Open in a browser:",
+        f"  {base}/                       all communes",
+    ]
+    plan_stops = {v.insee for v in day_plan(fleet, fleet.vehicles[0].id, day).visits}
+    for stop in fleet.stops:
+        if stop.insee in plan_stops:
+            lines.append(f"  {base}/communes/{stop.insee}       {stop.commune} (today)")
+    lines += [f"  {base}/api/v1/stops           JSON API  ({base}/docs for all of it)", "",
+              "Ctrl-C stops everything."]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,54 @@
+"""Loading TOML configuration files with errors a person can act on.
+
+A broken file is reported as `path: line N: ...` for syntax, or `path: key.path: what is
+wrong` for content, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names file, key and problem."""
+
+
+def load_toml(path: Path | str, model: type[M]) -> M:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_toml(text, model, source=str(path))
+
+
+def parse_toml(text: str, model: type[M], source: str) -> M:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line N, column M)".
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{source}: {_key_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else "")
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"

@@ -1,0 +1,92 @@
+"""The bus's agent: reads GPS and runs each fix through the position pipeline, in order:
+
+    filter (drop bad fixes) -> geofence (arrival / departure) -> report policy -> outbox
+
+The link drains the outbox to the broker on its own thread, so the pipeline never waits
+for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from medicobus import contract
+from medicobus.clock import Clock
+from onboard.config import OnboardSettings
+from onboard.geofence import VisitTracker
+from onboard.link import Link
+from onboard.outbox import Outbox
+from onboard.plan import PlanStore
+from onboard.telemetry.fix import Fix, GpsSource
+from onboard.telemetry.fix_filter import FixFilter
+from onboard.telemetry.reporting import ReportPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(self, settings: OnboardSettings, source: GpsSource, clock: Clock) -> None:
+        self.settings = settings
+        self.vehicle = settings.vehicle
+        self.source = source
+        self.clock = clock
+        self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows)
+        self.filter = FixFilter(settings.filter, clock)
+        self.visits = VisitTracker(settings.geofence, PlanStore(settings.data_dir / "plan.db"))
+        self.policy = ReportPolicy(settings.report)
+        self._new_plans: list[contract.Plan] = []
+        self._plans_lock = threading.Lock()
+        self.link = Link(settings.broker, self.vehicle, self.outbox, self._receive_plan,
+                         clock=clock, batch_size=settings.outbox.batch_size,
+                         inflight_batches=settings.outbox.inflight_batches)
+        self.silent_reads = 0
+
+    def _receive_plan(self, plan: contract.Plan) -> None:
+        # Called on the network thread; the pipeline thread takes it at its next step.
+        with self._plans_lock:
+            self._new_plans.append(plan)
+
+    def step(self) -> None:
+        with self._plans_lock:
+            plans, self._new_plans = self._new_plans, []
+        for plan in plans:
+            log.info("plan for %s received: %d visits", plan.day, len(plan.visits))
+            self.visits.use(plan)
+        fix = self.source.read()
+        if fix is None:
+            self.silent_reads += 1
+            return
+        self.process(fix)
+
+    def process(self, fix: Fix) -> None:
+        if not self.filter.accept(fix):
+            return
+        crossings = self.visits.update(fix)
+        for c in crossings:
+            log.info("%s at %s (%s)", c.event, c.visit.commune, c.visit.visit)
+            self.outbox.put(contract.VisitEvent(
+                vehicle=self.vehicle, ts=c.ts, event=c.event, visit=c.visit.visit,
+                stop=c.visit.stop, lat=fix.lat, lon=fix.lon,
+            ))  # fmt: skip
+        if self.policy.due(fix) or crossings:
+            self.outbox.put(contract.Position(
+                vehicle=self.vehicle, ts=fix.ts, lat=round(fix.lat, 6), lon=round(fix.lon, 6),
+                speed=_rounded(fix.speed, 1), heading=_rounded(fix.heading, 0),
+                acc=_rounded(fix.acc, 0),
+            ))  # fmt: skip
+
+    def run(self, stop: threading.Event) -> None:
+        self.link.start()
+        try:
+            while not stop.is_set():
+                self.step()
+                self.clock.sleep(self.settings.gps.poll_s)
+        finally:
+            self.link.stop()
+            self.source.close()
+            self.outbox.close()
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

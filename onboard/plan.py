@@ -1,0 +1,50 @@
+"""The day's plan on the bus, kept on disk so arrival detection works offline and after a
+restart: the last plan the ground sent, and which of its visits the bus arrived at / left."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from medicobus import contract
+
+
+class PlanStore:
+    def __init__(self, path: Path | str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(
+            """CREATE TABLE IF NOT EXISTS plan (vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
+               CREATE TABLE IF NOT EXISTS progress (
+                   visit TEXT, event TEXT, ts TEXT, PRIMARY KEY (visit, event));"""
+        )
+        self._lock = threading.Lock()
+
+    def save(self, plan: contract.Plan) -> None:
+        with self._lock:
+            self.db["plan"].upsert(
+                {"vehicle": plan.vehicle, "day": plan.day.isoformat(),
+                 "body": plan.model_dump_json()}, pk="vehicle",
+            )  # fmt: skip
+
+    def load(self) -> contract.Plan | None:
+        with self._lock:
+            row = self.db.execute("SELECT body FROM plan LIMIT 1").fetchone()
+        return contract.Plan.model_validate_json(row[0]) if row else None
+
+    def mark(self, visit: str, event: str, ts: datetime) -> None:
+        with self._lock:
+            self.db["progress"].upsert({"visit": visit, "event": event, "ts": ts.isoformat()},
+                                       pk=("visit", "event"))
+
+    def progress(self) -> dict[tuple[str, str], datetime]:
+        with self._lock:
+            rows = self.db.execute("SELECT visit, event, ts FROM progress").fetchall()
+        return {(v, e): datetime.fromisoformat(ts) for v, e, ts in rows}
