@@ -12,12 +12,12 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from medicobus import contract
-from medicobus.clock import Clock
 from ground.eta import Forecast, TravelModel, forecast_day
 from ground.fleet import Fleet, day_plan, visit_id
 from ground.state import LiveState
 from ground.views import StopView, VisitStatus, VisitView
+from medicobus import contract
+from medicobus.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ class Board:
         todays = [v for v in here if v.day == today]
         pending = [v for v in todays if v.status not in _FINISHED]
         later = [v for v in here if v.day > today]
-        nxt = (pending or todays[-1:] or later or [None])[0]
+        shown = pending or todays[-1:] or later
+        nxt = shown[0] if shown else None
         rest = [v for v in here if nxt is not None and v.planned_arrive > nxt.planned_arrive]
         presence = last_seen = None
         if nxt is not None:

@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from medicobus import contract
-from medicobus.geo import distance_m
 from ground.state import VehicleState
 from ground.views import VisitStatus
+from medicobus import contract
+from medicobus.geo import distance_m
 
 ROAD_FACTOR = 1.35  # road distance over straight-line distance, on winding rural roads
 TYPICAL_SPEED = 55 / 3.6  # m/s, a bus on departmental roads through villages

@@ -21,11 +21,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from ground.state import LiveState
+from ground.store import Message, Store
 from medicobus import contract
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings, describe_refusal, new_client
-from ground.state import LiveState
-from ground.store import Message, Store
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Ingest:
             log.warning("ingest disconnected (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Received(msg.topic, msg.payload, msg.mid, msg.qos, self._session,
+        self._inbox.put(Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._session,
                                  self.clock.now()))
 
     # -- writer thread ---------------------------------------------------------------------

@@ -8,8 +8,8 @@ from datetime import date
 
 import paho.mqtt.client as mqtt
 
-from medicobus import contract
 from ground.fleet import Fleet, day_plan
+from medicobus import contract
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,6 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
-from medicobus.clock import Clock
-from medicobus.mqtt import BrokerSettings
-from medicobus.settings import load_toml
 from ground.board import Board
 from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet
@@ -23,6 +20,9 @@ from ground.plans import PlanPublisher
 from ground.state import LiveState
 from ground.store import Store
 from ground.web.app import create_app
+from medicobus.clock import Clock
+from medicobus.mqtt import BrokerSettings
+from medicobus.settings import load_toml
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ class Store:
             by_table.setdefault(_TABLES[message.kind], []).append(row)
         with self.db.conn:
             for table, rows in by_table.items():
-                self.db[table].insert_all(rows, batch_size=1000)
+                self.db.table(table).insert_all(rows, batch_size=1000)
         return fresh
 
     def _known_ids(self, messages: list[tuple[Message, datetime]]) -> set[str]:
@@ -84,7 +84,7 @@ class Store:
     def dead_letter(self, letters: list[tuple[str, bytes, str, datetime]]) -> None:
         """Keep (topic, payload, error, received) for messages that could not be used."""
         with self.db.conn:
-            self.db["dead_letters"].insert_all(
+            self.db.table("dead_letters").insert_all(
                 {"received": received.isoformat(), "topic": topic[:512], "error": error[:1000],
                  "size": len(payload), "payload": payload[:MAX_DEAD_PAYLOAD]}
                 for topic, payload, error, received in letters
@@ -95,9 +95,11 @@ class Store:
 
     def history(self, since: datetime) -> Iterator[tuple[Message, datetime]]:
         """Everything stored since `since`, oldest first: to rebuild live state at start."""
+        models: dict[str, type[Message]] = {
+            "position": contract.Position, "event": contract.VisitEvent, "status": contract.Status,
+        }
         for kind, table in _TABLES.items():
-            model = {"position": contract.Position, "event": contract.VisitEvent,
-                     "status": contract.Status}[kind]  # fmt: skip
+            model = models[kind]
             for row in self.db.query(
                 f"SELECT * FROM {table} WHERE ts >= ? ORDER BY ts", [since.isoformat()]
             ):

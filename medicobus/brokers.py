@@ -5,15 +5,15 @@ MQTT 3.1.1 is the wire baseline because amqtt speaks nothing newer."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import logging
 import shutil
 import signal
 import socket
 import subprocess
-import time
-import asyncio
-import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 

@@ -7,7 +7,7 @@ whole service day in minutes and tests can pin time without patching.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -23,7 +23,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
@@ -35,7 +35,7 @@ class AcceleratedClock:
     def __init__(self, start: datetime, speed: float) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.start = start.astimezone(timezone.utc)
+        self.start = start.astimezone(UTC)
         self.speed = speed
         self._t0 = time.monotonic()
 

@@ -76,8 +76,9 @@ def describe_refusal(reason: mqtt.ReasonCode | int | str) -> str:
     """A line an installer can act on when the broker refuses the connection."""
     text = str(reason)
     lowered = text.lower()
-    if "username" in lowered or "password" in lowered or "credentials" in lowered:
-        return f"broker refused the connection: bad username or password ({text}); check broker.username and the password in the onboard config"
-    if "authori" in lowered:
-        return f"broker refused the connection: not authorised ({text}); check the account and ACL on the broker"
+    if any(word in lowered for word in ("username", "password", "credentials", "authori")):
+        # Mosquitto answers "not authorised" to a wrong password under MQTT 3.1.1.
+        return (f"broker refused the connection ({text}): wrong username or password, or "
+                "an account the broker does not allow; check broker.username and the "
+                "password in the config, and the account on the broker")
     return f"broker refused the connection: {text}"

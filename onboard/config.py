@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medicobus import contract
 from medicobus.mqtt import BrokerSettings
@@ -62,6 +62,15 @@ class OnboardSettings(_Section):
     report: ReportSettings = ReportSettings()
     geofence: GeofenceSettings = GeofenceSettings()
     outbox: OutboxSettings = OutboxSettings()
+
+    @model_validator(mode="after")
+    def _account_is_the_vehicle(self) -> OnboardSettings:
+        # The broker's ACL lets an account write only under its own name: a mismatch would
+        # have every message acknowledged by the broker and then silently dropped.
+        if self.broker.username is not None and self.broker.username != self.vehicle:
+            raise ValueError(f"broker.username {self.broker.username!r} must be the vehicle "
+                             f"id {self.vehicle!r}: the broker's ACL is per vehicle account")
+        return self
 
 
 def load_onboard(path: Path | str) -> OnboardSettings:

@@ -12,6 +12,7 @@ and go out one by one ahead of the backlog, so a long drain never hides where th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -118,7 +119,7 @@ class Link:
     def _on_message(self, client: mqtt.Client, userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
         try:
-            plan = contract.parse_plan(message.payload)
+            plan = contract.parse_plan(bytes(message.payload))
             if plan.vehicle != self.vehicle:
                 raise contract.ContractError(f"plan is for {plan.vehicle!r}")
         except contract.ContractError as exc:
@@ -171,10 +172,8 @@ class Link:
 
     def _wait_for_work(self, inflight: dict[int, list[int]]) -> None:
         if inflight:
-            try:  # an ack frees a place in the window: take it at once
+            with contextlib.suppress(queue.Empty):  # an ack frees a place: take it at once
                 self._acks.put(self._acks.get(timeout=0.2))
-            except queue.Empty:
-                pass
         else:
             self.outbox.wait_for_rows(timeout=0.5)
 

@@ -60,7 +60,7 @@ class Outbox:
     def put(self, message: contract.Position | contract.VisitEvent) -> None:
         """Store durably; returns once the row is on disk."""
         with self._lock:
-            self.db["outbox"].insert(
+            self.db.table("outbox").insert(
                 {"id": message.id, "kind": message.kind,
                  "payload": message.to_json().decode(), "created": message.ts.isoformat()},
                 ignore=True,

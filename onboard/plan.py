@@ -29,7 +29,7 @@ class PlanStore:
 
     def save(self, plan: contract.Plan) -> None:
         with self._lock:
-            self.db["plan"].upsert(
+            self.db.table("plan").upsert(
                 {"vehicle": plan.vehicle, "day": plan.day.isoformat(),
                  "body": plan.model_dump_json()}, pk="vehicle",
             )  # fmt: skip
@@ -41,7 +41,7 @@ class PlanStore:
 
     def mark(self, visit: str, event: str, ts: datetime) -> None:
         with self._lock:
-            self.db["progress"].upsert({"visit": visit, "event": event, "ts": ts.isoformat()},
+            self.db.table("progress").upsert({"visit": visit, "event": event, "ts": ts.isoformat()},
                                        pk=("visit", "event"))
 
     def progress(self) -> dict[tuple[str, str], datetime]:

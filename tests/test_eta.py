@@ -1,0 +1,111 @@
+"""ETAs: schedule plus deviation, distance over speed while driving, delays down the day."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from ground.eta import TravelModel, forecast_day
+from ground.fleet import day_plan, load_fleet
+from ground.state import LiveState
+from ground.views import VisitStatus
+from medicobus import contract
+from medicobus.geo import offset
+from tests.harness import FLEET, PARIS, VEHICLE
+
+PLAN = day_plan(load_fleet(FLEET), VEHICLE, date(2026, 11, 23))
+NOCE, BELLEME, PERV = PLAN.visits  # 08:30-10:30, 11:00-12:30, 14:00-17:00
+
+
+def at(hh: int, mm: int) -> datetime:
+    return datetime(2026, 11, 23, hh, mm, tzinfo=PARIS)
+
+
+def event(kind: str, visit: contract.PlannedVisit, ts: datetime) -> contract.VisitEvent:
+    return contract.VisitEvent(vehicle=VEHICLE, ts=ts, event=kind, visit=visit.visit,  # type: ignore[arg-type]
+                               stop=visit.stop, lat=visit.lat, lon=visit.lon)
+
+
+def pos(ts: datetime, lat: float, lon: float, speed: float) -> contract.Position:
+    return contract.Position(vehicle=VEHICLE, ts=ts, lat=lat, lon=lon, speed=speed)
+
+
+def forecast(state: LiveState, now: datetime):  # type: ignore[no-untyped-def]
+    return forecast_day(PLAN, state.get(VEHICLE), now, TravelModel())
+
+
+def test_no_news_is_the_timetable() -> None:
+    f = forecast(LiveState(), at(7, 0))
+    assert [x.arrive for x in f] == [v.arrive for v in PLAN.visits]
+    assert [x.status for x in f] == [VisitStatus.PLANNED] * 3
+
+
+def test_driving_eta_is_distance_over_recent_speed_and_moves() -> None:
+    state = LiveState()
+    # 10 km (straight) north of Nocé, at 50 km/h, at 08:20.
+    lat, lon = offset(NOCE.lat, NOCE.lon, 10_000, 0)
+    for i in range(10):
+        t = at(8, 11) + timedelta(minutes=i)
+        state.apply(pos(t, lat, lon, 13.9), t)
+    first = forecast(state, at(8, 20))[0]
+    assert first.status is VisitStatus.LATE  # 13.5 road km at 50 km/h: ~16 min, past 08:30
+    assert 14 <= (first.arrive - at(8, 20)).total_seconds() / 60 <= 18
+    closer = offset(NOCE.lat, NOCE.lon, 2000, 0)
+    state.apply(pos(at(8, 30), *closer, 13.9), at(8, 30))
+    second = forecast(state, at(8, 30))[0]
+    assert second.arrive < first.arrive
+    assert second.delay_min < first.delay_min + 10
+
+
+def test_a_stop_at_a_junction_does_not_stall_the_eta() -> None:
+    state = LiveState()
+    lat, lon = offset(NOCE.lat, NOCE.lon, 5000, 0)
+    for i in range(8):
+        t = at(8, 5) + timedelta(minutes=i)
+        state.apply(pos(t, lat + i * 0.001, lon, 13.9), t)
+    state.apply(pos(at(8, 13), lat, lon, 0.0), at(8, 13))  # waiting at a give-way sign
+    eta = forecast(state, at(8, 13))[0].arrive
+    assert eta - at(8, 13) < timedelta(minutes=12)
+
+
+def test_a_late_morning_makes_a_late_day_until_slack_absorbs_it() -> None:
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(9, 10)), at(9, 10))  # 40 min late
+    f = forecast(state, at(9, 15))
+    assert f[0].status is VisitStatus.CONSULTING
+    assert f[0].depart == at(11, 10)  # a full session: leaves 40 min late
+    assert f[1].status is VisitStatus.LATE
+    assert f[1].arrive > at(11, 10) and f[1].delay_min >= 10
+    # Lunch (12:30 -> 14:00) absorbs Bellême's late departure: Pervenchères holds,
+    assert f[2].arrive == PERV.arrive
+    # unless the morning is much later.
+    later = LiveState()
+    later.apply(event("arrival", NOCE, at(10, 40)), at(10, 40))
+    assert forecast(later, at(10, 45))[2].arrive > PERV.arrive
+
+
+def test_departed_and_arrived_statuses() -> None:
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 20)), at(8, 20))
+    assert forecast(state, at(8, 22))[0].status is VisitStatus.ARRIVED  # before 08:30
+    assert forecast(state, at(8, 40))[0].status is VisitStatus.CONSULTING
+    state.apply(event("departure", NOCE, at(10, 31)), at(10, 31))
+    f = forecast(state, at(10, 35))
+    assert f[0].status is VisitStatus.DEPARTED and f[0].depart == at(10, 31)
+    assert f[1].status is VisitStatus.EN_ROUTE
+
+
+def test_learned_travel_time_is_used() -> None:
+    travel = TravelModel()
+    travel.learn([("noce", "belleme", 50 * 60)] * 3)  # that road is slow: 50 min
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 25)), at(8, 25))
+    f = forecast_day(PLAN, state.get(VEHICLE), at(9, 0), travel)
+    assert f[1].arrive == at(11, 20)  # 10:30 + 50 min
+
+
+def test_out_of_order_delivery_keeps_the_newest_position() -> None:
+    state = LiveState()
+    state.apply(pos(at(9, 0), 48.1, 0.1, 10.0), at(9, 0))
+    state.apply(pos(at(8, 0), 48.9, 0.9, 10.0), at(9, 1))  # backlog arriving late
+    p = state.get(VEHICLE).position
+    assert p is not None and p.ts == at(9, 0)

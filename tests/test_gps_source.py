@@ -1,0 +1,276 @@
+"""GpsdSource against a real gpsd fed by gpsfake, and against servers that misbehave."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from onboard.telemetry.fix import Fix
+from onboard.telemetry.gps import GpsdSource, parse_gpsd_time
+from tests.brokers import free_port
+from tests.gpsfake import GpsFake
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    # gpsd-py3 logs "No gps devices found" with the deprecated Logger.warn
+    pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning"),
+]
+
+T0 = datetime(2024, 3, 4, 8, 0, 0, tzinfo=UTC)
+
+
+def drive(n: int = 600, acc: float = 10.0) -> list[Fix]:
+    """A bus heading north-east at 15 m/s, one fix a second."""
+    return [
+        Fix(T0 + timedelta(seconds=i), 48.38 + i * 1e-4, 0.67 + i * 1e-4, mode=3,
+            speed=15.0, heading=37.5, acc=acc)
+        for i in range(n)
+    ]
+
+
+def wait_for(source: GpsdSource, ok: Callable[[Fix | None], bool],
+              within_s: float = 10.0) -> Fix | None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        fix = source.read()
+        if ok(fix):
+            return fix
+        time.sleep(0.05)
+    raise AssertionError(f"no matching reading within {within_s} s; stats {source.stats}")
+
+
+def has_fix(fix: Fix | None) -> bool:
+    return fix is not None and fix.has_fix
+
+
+def timed_read(source: GpsdSource) -> tuple[Fix | None, float]:
+    t = time.monotonic()
+    fix = source.read()
+    return fix, time.monotonic() - t
+
+
+def test_fixes_come_through_gpsd(tmp_path: Path) -> None:
+    fixes = drive()
+    sent = {f.ts: f for f in fixes}
+    with GpsFake(tmp_path, fixes, cycle_s=0.02) as fake:
+        source = GpsdSource("127.0.0.1", fake.port, timeout_s=2.0)
+        first = wait_for(source, has_fix)
+        assert first is not None
+        seen = [first]
+        for _ in range(10):
+            fix = source.read()
+            assert fix is not None
+            seen.append(fix)
+            time.sleep(0.05)
+        source.close()
+    assert all(f.has_fix for f in seen)
+    for fix in seen:
+        assert fix.ts.tzinfo is not None and fix.ts in sent
+        want = sent[fix.ts]
+        assert fix.lat == pytest.approx(want.lat, abs=1e-7)
+        assert fix.lon == pytest.approx(want.lon, abs=1e-7)
+        assert fix.speed == pytest.approx(15.0, abs=0.01)
+        assert fix.heading == pytest.approx(37.5, abs=0.1)
+        assert fix.mode == 3
+    # nmea.py's sky -> gpsd's epx/epy; gpsd needs one full GSV set first, so the very
+    # first fixes may come without them
+    assert [f.acc for f in seen[-5:]] == [pytest.approx(10.0, rel=0.06)] * 5
+    assert len({f.ts for f in seen}) > 3  # the fixes move on
+    assert source.stats["fixes"] == len(seen)
+
+
+def test_no_fix_yet_is_a_mode_0_or_1_fix(tmp_path: Path) -> None:
+    searching = [Fix(T0 + timedelta(seconds=i), math.nan, math.nan, mode=1) for i in range(60)]
+    with GpsFake(tmp_path, searching, cycle_s=0.02) as fake:
+        source = GpsdSource("127.0.0.1", fake.port, timeout_s=2.0)
+        readings = [source.read() for _ in range(15)]
+        source.close()
+    assert all(r is not None for r in readings)
+    assert all(r.mode < 2 and math.isnan(r.lat) and math.isnan(r.lon)
+               for r in readings if r is not None)
+    assert source.stats["no_fix"] == 15 and source.stats["fixes"] == 0
+
+
+def test_gpsd_not_running_returns_none_fast_and_backs_off(
+        caplog: pytest.LogCaptureFixture) -> None:
+    source = GpsdSource("127.0.0.1", free_port(), timeout_s=1.0, backoff_initial_s=0.2)
+    caplog.set_level(logging.DEBUG, logger="onboard.telemetry.gps")
+    t = time.monotonic()
+    readings = []
+    while time.monotonic() - t < 1.5:
+        fix, took = timed_read(source)
+        readings.append(fix)
+        assert took < 0.5
+        time.sleep(0.01)
+    assert readings and all(r is None for r in readings)
+    # 0.2, 0.4, 0.8 s backoff: a handful of attempts, not one per read
+    assert 2 <= source.stats["connect_failures"] <= 5 < len(readings)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
+
+
+def test_gpsd_stopped_and_restarted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="onboard.telemetry.gps")
+    fake = GpsFake(tmp_path, drive(), cycle_s=0.02).start()
+    try:
+        source = GpsdSource("127.0.0.1", fake.port, timeout_s=2.0, backoff_initial_s=0.2)
+        wait_for(source, has_fix)
+        fake.stop()
+        for _ in range(10):
+            fix, took = timed_read(source)
+            assert fix is None and took < 0.5
+            time.sleep(0.1)
+        fake.start()
+        wait_for(source, has_fix, within_s=15)
+        assert source.stats["reconnects"] >= 1 and source.stats["disconnects"] >= 1
+        source.close()
+    finally:
+        fake.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in m for m in messages) == 1
+    assert sum("back after" in m for m in messages) == 1
+
+
+class FakeServer:
+    """A TCP server on a free port; `handle(conn)` runs in a thread for each client."""
+
+    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
+        self.handle = handle
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.stopping = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self.handle(conn)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], FakeServer]]:
+    servers: list[FakeServer] = []
+
+    def start(handle: Callable[[socket.socket], None]) -> FakeServer:
+        servers.append(FakeServer(handle))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+# What gpsd says on connection, then in answer to ?WATCH. Like gpsd, the fakes say DEVICES
+# only after ?WATCH: gpsd-py3 reads through a text file object whose write() drops any line
+# already buffered, so a DEVICES sent early would be lost and its handshake would hang.
+HANDSHAKE = (
+    b'{"class":"VERSION","release":"3.22","rev":"3.22","proto_major":3,"proto_minor":14}\n'
+)
+WATCH = (
+    b'{"class":"DEVICES","devices":[{"class":"DEVICE","path":"/dev/ttyACM0"}]}\n'
+    b'{"class":"WATCH","enable":true,"json":false}\n'
+)
+
+
+def silent(conn: socket.socket) -> None:
+    time.sleep(30)  # accept, then never say a word
+
+
+def answers_handshake_then_hangs(conn: socket.socket) -> None:
+    conn.sendall(HANDSHAKE)
+    conn.recv(1024)
+    conn.sendall(WATCH)
+    time.sleep(30)
+
+
+@pytest.mark.parametrize("handler", [silent, answers_handshake_then_hangs])
+def test_hung_gpsd_read_returns_none_within_timeout(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer],
+        handler: Callable[[socket.socket], None]) -> None:
+    server = serve(handler)
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0, backoff_initial_s=0.1)
+    for _ in range(2):
+        fix, took = timed_read(source)
+        assert fix is None and took < 1.6
+        time.sleep(0.15)
+    assert source.stats["timeouts"] >= 1
+    source.close()
+
+
+def junk_lines(conn: socket.socket) -> None:
+    conn.sendall(b"\x00\xffthis is not gpsd\r\n$GPGGA,garbage*00\n" * 3)
+    time.sleep(30)
+
+
+def handshake_then_unexpected_json(answer: bytes) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        conn.sendall(HANDSHAKE)
+        conn.recv(1024)
+        conn.sendall(WATCH)
+        while conn.recv(1024):
+            conn.sendall(answer)
+
+    return handle
+
+
+@pytest.mark.parametrize("handler", [
+    junk_lines,
+    handshake_then_unexpected_json(b"not json at all\n"),
+    handshake_then_unexpected_json(b'{"class":"TPV","mode":3}\n'),
+    handshake_then_unexpected_json(b'{"no_class":1}\n'),
+    handshake_then_unexpected_json(b'[1, 2, 3]\n'),
+    handshake_then_unexpected_json(b'{"class":"POLL","active":1,"tpv":[{"lat":1}],"sky":[{}]}\n'),
+], ids=["junk", "not-json", "wrong-class", "no-class", "a-list", "tpv-without-mode"])
+def test_garbage_is_counted_and_never_raises(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer],
+        handler: Callable[[socket.socket], None]) -> None:
+    server = serve(handler)
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0, backoff_initial_s=0.05)
+    for _ in range(3):
+        fix, took = timed_read(source)
+        assert fix is None and took < 1.6
+        time.sleep(0.1)
+    assert source.stats["garbage"] >= 2
+    assert source.stats["errors"] == 0  # every case was foreseen, not caught as a last resort
+    source.close()
+
+
+def test_no_device_is_a_mode_0_fix(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer]) -> None:
+    server = serve(handshake_then_unexpected_json(
+        b'{"class":"POLL","time":"2024-03-04T08:00:00.000Z","active":0,"tpv":[],"sky":[]}\n'))
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0)
+    fix = source.read()
+    assert fix is not None and fix.mode == 0 and not fix.has_fix
+    assert source.stats["no_fix"] == 1 and source.stats["garbage"] == 0
+
+
+def test_parse_gpsd_time() -> None:
+    assert parse_gpsd_time("2024-03-04T08:00:07.250Z") == datetime(
+        2024, 3, 4, 8, 0, 7, 250_000, tzinfo=UTC)
+    assert parse_gpsd_time("") is None and parse_gpsd_time("yesterday") is None
+    assert parse_gpsd_time(None) is None

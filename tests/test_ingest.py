@@ -1,0 +1,126 @@
+"""Ingest never crashes and never stops consuming: bad input is set aside and counted."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ground.ingest import Ingest, Received
+from ground.state import LiveState
+from ground.store import Store
+from medicobus import contract
+from medicobus.brokers import Mosquitto
+from medicobus.mqtt import BrokerSettings, new_client
+from tests.harness import MONDAY_8AM, VEHICLE, ground, position, stored_ids, wait_until
+
+TOPICS = st.sampled_from([
+    contract.topic(VEHICLE, c) for c in contract.Channel
+] + ["medicobus/v1/vehicles/ghost/position", "medicobus/v1/x", "other/topic"])  # fmt: skip
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+VALID = position(1).model_dump(mode="json")
+# Valid messages with one field broken: the nastiest inputs are nearly right.
+MUTANTS = st.builds(lambda k, v: {**VALID, k: v}, st.sampled_from(sorted(VALID)), JSON)
+BATCHES = st.builds(lambda items: {**VALID, "kind": "batch", "items": items},
+                    st.lists(MUTANTS | JSON, max_size=5))
+PAYLOADS = (st.binary(max_size=300)
+            | JSON.map(lambda d: json.dumps(d).encode())
+            | (MUTANTS | BATCHES).map(lambda d: json.dumps(d).encode()))  # fmt: skip
+
+
+def offline_ingest(tmp_path: Path) -> Ingest:
+    """The real ingest over a real store; its broker connection is not started, so this
+    exercises exactly the validation and storage path each message takes."""
+    return Ingest(BrokerSettings(), Store(tmp_path / "g.db"), LiveState(), {VEHICLE},
+                  lambda vehicles: None, clock=_Clock())
+
+
+class _Clock:
+    def now(self):  # type: ignore[no-untyped-def]
+        return MONDAY_8AM
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(batch=st.lists(st.tuples(TOPICS, PAYLOADS), min_size=1, max_size=8))
+def test_fuzzed_payloads_never_crash_ingest(batch: list[tuple[str, bytes]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _ingest_one_fuzzed_batch(Path(tmp), batch)
+
+
+def _ingest_one_fuzzed_batch(tmp_path: Path, batch: list[tuple[str, bytes]]) -> None:
+    ingest = offline_ingest(tmp_path)
+    received = [Received(t, p, i + 1, 1, 0, MONDAY_8AM) for i, (t, p) in enumerate(batch)]
+    good = Received(contract.topic(VEHICLE, contract.Channel.POSITION), position(7).to_json(),
+                    99, 1, 0, MONDAY_8AM)
+    assert ingest._write([*received, good])
+    # The good message behind the garbage got through, and whatever was refused was kept.
+    assert "pos00000007" in [r[0] for r in ingest.store.db.execute("SELECT id FROM positions")]
+    assert ingest.stats["received"] == len(batch) + 1
+    assert ingest.store.count("dead_letters") == ingest.stats["dead_letters"]
+    ingest.store.close()
+
+
+def test_dead_letters_keep_what_was_wrong(tmp_path: Path) -> None:
+    ingest = offline_ingest(tmp_path)
+    pos_topic = contract.topic(VEHICLE, contract.Channel.POSITION)
+    other = position(2, vehicle="someone-else").to_json()
+    bad = [
+        (pos_topic, b"\xff\xfe not json"),
+        (pos_topic, json.dumps({**VALID, "lat": 123.0}).encode()),
+        (pos_topic, other),  # a vehicle writing as another
+        ("medicobus/v1/vehicles/ghost/position", position(3, vehicle="ghost").to_json()),
+        (contract.topic(VEHICLE, contract.Channel.EVENT), position(4).to_json()),
+    ]
+    assert ingest._write([Received(t, p, i, 1, 0, MONDAY_8AM) for i, (t, p) in enumerate(bad)])
+    rows = list(ingest.store.db.query("SELECT topic, error, payload FROM dead_letters"))
+    assert len(rows) == 5
+    errors = " | ".join(r["error"] for r in rows)
+    for expected in ("Invalid JSON", "lat", "someone-else", "unknown vehicle 'ghost'",
+                     "a position message on the event topic"):
+        assert expected in errors
+    assert rows[0]["payload"] == b"\xff\xfe not json"
+    assert ingest.store.count("positions") == 0
+
+
+def test_garbage_through_the_broker_does_not_stop_consuming(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    g = ground(tmp_path, mosquitto.port)
+    pub = new_client(BrokerSettings(port=mosquitto.port), "rogue", persistent=False)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    topic = contract.topic(VEHICLE, contract.Channel.POSITION)
+    for payload in (b"", b"{", b"null", b"[]", "é".encode("latin-1"), b"\x00" * 1000,
+                    b'{"v": 2}', json.dumps({**VALID, "lat": float("nan")}).encode()):
+        pub.publish(topic, payload, qos=1)
+    pub.publish(topic, position(5).to_json(), qos=1).wait_for_publish(5)
+    wait_until(lambda: stored_ids(g) == ["pos00000005"], what="the good message stored")
+    wait_until(lambda: g.store.count("dead_letters") == 8, what="eight dead letters")
+    assert g.ingest.stats["dead_letters"] == 8
+    pub.loop_stop()
+    g.stop()
+
+
+def test_the_same_message_twice_is_stored_once(tmp_path: Path) -> None:
+    ingest = offline_ingest(tmp_path)
+    msg = Received(contract.topic(VEHICLE, contract.Channel.POSITION), position(1).to_json(),
+                   1, 1, 0, MONDAY_8AM)
+    batch = json.dumps({**position(2).model_dump(mode="json"), "kind": "batch",
+                        "id": "batch0001", "items": [VALID, VALID]}).encode()
+    assert ingest._write([msg, msg])
+    assert ingest._write([Received(contract.topic(VEHICLE, contract.Channel.BATCH), batch, 2,
+                                   1, 0, MONDAY_8AM)])
+    assert ingest.store.count("positions") == 1
+    assert ingest.stats == {"received": 3, "stored": 1, "duplicates": 3, "dead_letters": 0}
+

@@ -1,0 +1,147 @@
+"""The commune page in a real headless Chromium (Debian's), driven by Playwright: live
+updates over SSE without reload, a screenshot, and no horizontal scroll on a phone."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ground.web.app import create_app
+from tests.test_web_pages import NOCE, LiveServer, Scene
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT_DIR = Path(os.environ.get("MEDICOBUS_SCREENSHOTS", "/tmp/medicobus-screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def scene() -> Scene:
+    return Scene()
+
+
+@pytest.fixture
+def server(scene: Scene) -> Iterator[LiveServer]:
+    with LiveServer(create_app(scene.board)) as s:
+        yield s
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def open_page(browser: Browser, url: str, width: int, height: int) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": height}, locale="fr-FR")
+    page.goto(url)
+    return page
+
+
+def test_commune_page_updates_live(browser: Browser, server: LiveServer, scene: Scene,
+                                   tmp_path: Path) -> None:
+    page = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
+    try:
+        assert page.evaluate("document.documentElement.lang") == "fr"
+        expect(page.locator("h1")).to_have_text("Médicobus à Nocé")
+        expect(page.locator("#nv-status")).to_have_text("prévu")
+        expect(page.locator("#nv-eta")).to_have_text("Arrivée estimée : 08:30")
+        expect(page.locator("#live")).to_have_attribute("aria-live", "polite")
+        # a marker that would vanish if the page reloaded
+        page.evaluate("window.__noReload = 1")
+        # the SSE connection is up once the board has a listener
+        assert _wait(lambda: scene.listeners() == 1), "the page opened no event stream"
+
+        scene.driving_towards_noce(km=30)  # from this thread, as ingest does
+        expect(page.locator("#nv-eta")).to_have_text("Arrivée estimée : 08:45")
+        expect(page.locator("#nv-status")).to_have_text("retard de 15 min")
+        expect(page.locator("#nv-status")).to_have_class("status status-late")
+        expect(page.locator("#nv-etd")).to_have_text("Départ estimé : 10:45")
+        expect(page.locator("#link")).to_be_hidden()
+
+        scene.status("offline")
+        scene.clock.advance(12)
+        scene.board.notify({"perche-1"})
+        expect(page.locator("#link")).to_have_text(
+            "Liaison avec le bus perdue : dernière position reçue il y a 12 min"
+        )
+        expect(page.locator("#updated")).to_have_text("mis à jour à 08:12")
+
+        scene.clock.advance(35)
+        scene.status("online")
+        scene.arrive_noce()
+        expect(page.locator("#nv-status")).to_have_text("arrivé")
+        expect(page.locator("#nv-eta")).to_have_text("Arrivé à 08:47")
+        expect(page.locator("#link")).to_be_hidden()
+        assert page.evaluate("window.__noReload") == 1, "the page was reloaded"
+
+        shot = page.screenshot(path=str(SCREENSHOT_DIR / "commune-desktop.png"), full_page=True)
+        width, height = png_size(shot)
+        assert width >= 1000 and height >= 600
+        assert len(shot) > 20_000, "a near-empty screenshot"
+        assert len(set(shot[100:])) > 200  # not a flat image
+    finally:
+        page.close()
+    assert _wait(lambda: scene.listeners() == 0), "the stream was not closed with the page"
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: LiveServer,
+                                              scene: Scene) -> None:
+    scene.driving_towards_noce(km=30)
+    for path in (f"/communes/{NOCE}", "/", "/communes/00000"):
+        page = open_page(browser, server.url + path, 375, 740)
+        try:
+            page.wait_for_load_state("load")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow} px at 375 px"
+            if path.startswith("/communes/6"):
+                status_px = page.evaluate(
+                    "parseFloat(getComputedStyle(document.getElementById('nv-status')).fontSize)"
+                )
+                assert status_px >= 24, "the status must be large on a phone"
+                shot = page.screenshot(path=str(SCREENSHOT_DIR / "commune-phone.png"),
+                                       full_page=True)  # fmt: skip
+                assert png_size(shot)[0] == 375
+        finally:
+            page.close()
+
+
+def test_page_works_without_javascript(browser: Browser, server: LiveServer) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/communes/{NOCE}")
+        expect(page.locator("#nv-status")).to_have_text("prévu")
+        expect(page.locator("#nv-eta")).to_have_text("Arrivée estimée : 08:30")
+        refresh = page.locator("noscript").inner_html()
+        assert 'http-equiv="refresh"' in refresh and 'content="60"' in refresh
+    finally:
+        context.close()
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
