@@ -22,7 +22,7 @@ from medicobus.clock import Clock
 log = logging.getLogger(__name__)
 
 HORIZON_DAYS = 14
-STALE_AFTER = timedelta(minutes=5)
+STALE_AFTER = timedelta(minutes=15)
 
 _FINISHED = (VisitStatus.DEPARTED, VisitStatus.UNCONFIRMED)
 

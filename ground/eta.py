@@ -105,7 +105,8 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
     """Predicted arrival at a visit the bus has not reached yet; never in the past."""
     pos = state.position
     if heading_here and pos is not None and _driving(state, previous, now):
-        speed = min(MAX_SPEED, max(MIN_SPEED, state.average_speed() or TYPICAL_SPEED))
+        average = state.average_speed(moving_only=True) or TYPICAL_SPEED
+        speed = min(MAX_SPEED, max(MIN_SPEED, average))
         # From where the bus was last seen, minus the time since, for a position that is
         # a few seconds (or, after an outage, minutes) old.
         eta = pos.ts + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon), speed)

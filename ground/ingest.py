@@ -57,6 +57,7 @@ class Ingest:
         self.clock = clock
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "dead_letters": 0}
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker confirmed: nothing is missed now
         self._inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
         self._session = 0
         self._stopping = threading.Event()
@@ -65,6 +66,7 @@ class Ingest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
 
     def start(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="ingest", daemon=True)
@@ -95,6 +97,7 @@ class Ingest:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                        reason: mqtt.ReasonCode, properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping.is_set():
             log.warning("ingest disconnected (%s); reconnecting", reason)
 
@@ -154,9 +157,14 @@ class Ingest:
         for topic, _, error, _ in dead:
             log.warning("dead letter on %s: %s", topic, error)
         changed: set[str] = set()
-        for message, received in fresh:
-            self.state.apply(message, received)
-            changed.add(message.vehicle)
+        # A status is state, not history: apply it even when seen before (a Last Will
+        # keeps one id for the life of the bus's process; a retained one comes back).
+        new = {m.id for m, _ in fresh}
+        for message, received in messages:
+            if isinstance(message, contract.Status) or message.id in new:
+                new.discard(message.id)
+                self.state.apply(message, received)
+                changed.add(message.vehicle)
         self.stats["received"] += len(batch)
         self.stats["stored"] += len(fresh)
         self.stats["duplicates"] += len(messages) - len(fresh)

@@ -39,7 +39,8 @@ class GroundSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fleet: Path
     database: Path = Path("/var/lib/medicobus/ground.db")
-    stale_after_s: Annotated[int, Field(ge=30)] = 300
+    # Longer than the bus's parked heartbeat (10 min), or a parked bus would look stale.
+    stale_after_s: Annotated[int, Field(ge=30)] = 900
     broker: BrokerSettings = BrokerSettings(username="ground")
     http: HttpSettings = HttpSettings()
 

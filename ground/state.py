@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from medicobus import contract
 
 RECENT = timedelta(minutes=10)
+MOVING = 1.0  # m/s
 
 
 @dataclass
 class VehicleState:
     vehicle: str
-    connection: str = "unknown"  # from the retained status: online / offline
-    connection_ts: datetime | None = None
+    connection: str = "unknown"  # the last status received: online / offline (Last Will)
+    connection_ts: datetime | None = None  # when that status was received
     last_seen: datetime | None = None  # when the ground last heard from the bus
     position: contract.Position | None = None
     recent: deque[contract.Position] = field(default_factory=lambda: deque(maxlen=200))
@@ -38,12 +39,14 @@ class VehicleState:
             return "stale"
         return "online"
 
-    def average_speed(self) -> float | None:
-        """Mean speed over the last ten minutes of positions, in m/s."""
+    def average_speed(self, moving_only: bool = False) -> float | None:
+        """Mean speed over the last ten minutes of positions, in m/s; `moving_only` leaves
+        out the times it stood still (the depot before leaving, a junction)."""
         if self.position is None:
             return None
         since = self.position.ts - RECENT
-        speeds = [p.speed for p in self.recent if p.ts >= since and p.speed is not None]
+        speeds = [p.speed for p in self.recent if p.ts >= since and p.speed is not None
+                  and (p.speed > MOVING or not moving_only)]  # fmt: skip
         return sum(speeds) / len(speeds) if speeds else None
 
 
@@ -62,15 +65,13 @@ class LiveState:
         with self._lock:
             s.last_seen = max(s.last_seen or received, received)
             if isinstance(message, contract.Status):
-                if s.connection_ts is None or message.ts >= s.connection_ts:
-                    s.connection, s.connection_ts = message.state, message.ts
+                # In the order the broker delivers them, not by their timestamps: a Last
+                # Will carries the time it was set, at connection, before "online".
+                s.connection, s.connection_ts = message.state, received
             elif isinstance(message, contract.Position):
                 s.recent.append(message)
                 if s.position is None or message.ts > s.position.ts:
                     s.position = message
-                if s.connection != "online" and message.ts >= (s.connection_ts or message.ts):
-                    # A position newer than the "offline" status proves the bus is back.
-                    s.connection, s.connection_ts = "online", message.ts
             else:
                 times = s.arrivals if message.event == "arrival" else s.departures
                 times.setdefault(message.visit, message.ts)

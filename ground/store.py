@@ -101,7 +101,7 @@ class Store:
         for kind, table in _TABLES.items():
             model = models[kind]
             for row in self.db.query(
-                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY ts", [since.isoformat()]
+                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.isoformat()]
             ):
                 received = datetime.fromisoformat(row.pop("received"))
                 clean = {k: v for k, v in row.items() if v is not None}

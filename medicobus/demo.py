@@ -7,6 +7,7 @@ consults at each commune; the mairie pages follow it live.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
@@ -19,11 +20,14 @@ from typing import Protocol
 from ground.fleet import Fleet, day_plan, load_fleet
 from ground.service import GroundService, GroundSettings, HttpSettings
 from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
-from medicobus.clock import AcceleratedClock, Clock
+from medicobus.clock import AcceleratedClock
 from medicobus.mqtt import BrokerSettings
 from onboard.agent import Agent
 from onboard.config import GpsSettings, OnboardSettings
 from onboard.telemetry.fix import GpsSource
+from onboard.telemetry.gps import GpsdSource
+from onboard.telemetry.nmea import sentences
+from onboard.telemetry.replay import GpsFake
 from onboard.telemetry.simulated import SimulatedSource, Tournee
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ FLEET_FILE = Path(__file__).parent / "defaults" / "fleet.toml"
 DEPOT = (48.5206, 0.5468)  # Mortagne-au-Perche, where the demo bus sleeps
 LATE_START = timedelta(minutes=12)  # the morning starts late: watch it propagate
 DAY_STARTS = time(7, 50)
+FIXES_PER_REAL_S = 5
 
 
 class Broker(Protocol):
@@ -60,7 +65,9 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="medicobus-demo-"))
     stop = stop_on_signals()
 
+    stack = contextlib.ExitStack()
     broker = _start_broker(broker_choice, workdir)
+    stack.callback(broker.stop)
     port = http_port if _port_free(http_port) else free_port()
     ground = GroundService(
         GroundSettings(fleet=FLEET_FILE, database=workdir / "ground.db",
@@ -73,7 +80,7 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
 
     tournee = Tournee.build(day_plan(fleet, vehicle, day), depot=DEPOT,
                             start_delay_s=LATE_START.total_seconds(), seed=1)
-    source = _gps_source(gps_choice, tournee, clock, workdir)
+    source = _gps_source(gps_choice, tournee, clock, workdir, stack)
     settings = OnboardSettings(
         vehicle=vehicle, data_dir=workdir / "bus",
         broker=BrokerSettings(port=broker.port, keepalive_s=10),
@@ -89,7 +96,7 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     print("\nStopping…")
     bus.join(timeout=10)
     ground.stop()
-    broker.stop()
+    stack.close()
     return 0
 
 
@@ -99,11 +106,18 @@ def _start_broker(choice: str, workdir: Path) -> Broker:
     return EmbeddedBroker().start()
 
 
-def _gps_source(choice: str, tournee: Tournee, clock: Clock, workdir: Path) -> GpsSource:
+def _gps_source(choice: str, tournee: Tournee, clock: AcceleratedClock, workdir: Path,
+                stack: contextlib.ExitStack) -> GpsSource:
+    """The simulated day through a real gpsd (gpsfake plays it as NMEA, in step with the
+    accelerated clock), or straight from the simulator when gpsd is not installed."""
     if choice == "gpsd" or (choice == "auto" and shutil.which("gpsfake")):
-        from onboard.telemetry.replay import GpsfakeReplay
-
-        return GpsfakeReplay.start(tournee, clock, workdir / "gps")
+        # About five fixes a real second, whatever the speed: gpsfake paces sentences.
+        step_s = max(1.0, clock.speed / FIXES_PER_REAL_S)
+        fixes = list(tournee.fixes(clock.now(), tournee.end, step_s=step_s))
+        per_fix = len(sentences(fixes[0]))
+        cycle = step_s / clock.speed / per_fix
+        fake = stack.enter_context(GpsFake(workdir / "gps", fixes, cycle_s=cycle, once=True))
+        return GpsdSource("127.0.0.1", fake.port, timeout_s=1.0)
     return SimulatedSource(tournee, clock)
 
 

@@ -33,6 +33,7 @@ def ground(tmp: Path, broker_port: int, clock: AcceleratedClock | None = None,
         clock or clock_at(),
     )  # fmt: skip
     service.start()
+    wait_until(service.ingest.subscribed.is_set, what="the ground subscribed")
     if http:
         service.serve_http()
     return service

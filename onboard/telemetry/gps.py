@@ -33,6 +33,9 @@ from medicobus.clock import Clock, SystemClock
 from onboard.telemetry.fix import Fix
 
 log = logging.getLogger(__name__)
+# gpsd-py3 warns "No gps devices found" at every connection before gpsd has opened the
+# receiver; our own log says when GPS is really missing.
+logging.getLogger("gpsd").setLevel(logging.ERROR)
 
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
