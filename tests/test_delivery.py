@@ -101,3 +101,31 @@ def test_bus_killed_with_sigkill_loses_nothing_it_had_accepted(
     assert set(accepted) <= set(stored)
     assert set(stored) <= set(_ids(N))  # nothing invented
     g.stop()
+
+
+def test_backlog_drains_oldest_first_without_starving_live_data(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    backlog = 6000
+    outbox = Outbox(tmp_path / "bus" / "outbox.db")
+    for i in range(backlog):  # a long outage: everything waited on the bus
+        outbox.put(position(i))
+    g = ground(tmp_path, mosquitto.port)
+    link = Link(BrokerSettings(port=mosquitto.port), VEHICLE, outbox, lambda plan: None,
+                batch_size=100, inflight_batches=4)
+    link.start()
+    wait_until(link.connected.is_set, what="the bus connected")
+    outbox.put(position(backlog))  # where the bus is now
+    wait_until(lambda: len(stored_ids(g)) == backlog + 1, timeout=60, what="all stored")
+    received = {
+        r["id"]: r["received"]
+        for r in g.store.db.query("SELECT id, received FROM positions")
+    }
+    live = received[f"pos{backlog:08d}"]
+    # The live fix overtook most of the backlog...
+    assert sum(received[i] > live for i in _ids(backlog)) > backlog // 2
+    # ...which itself arrived oldest first, batch after batch.
+    order = sorted(_ids(backlog), key=lambda i: (received[i], i))
+    assert order == _ids(backlog)
+    link.stop()
+    g.stop()

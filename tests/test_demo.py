@@ -1,0 +1,57 @@
+"""`medicobus demo` as a newcomer runs it: the commune's ETA moves as the bus drives, and
+Ctrl-C stops everything cleanly. Once with Mosquitto and gpsd (gpsfake), once with the
+embedded broker and the built-in GPS simulator, the fallbacks of a bare machine."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medicobus.brokers import free_port
+from tests.harness import wait_until
+
+
+@pytest.mark.parametrize("options", [["--broker", "mosquitto", "--gps", "gpsd"],
+                                     ["--broker", "embedded", "--gps", "simulated"]])
+def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list[str]) -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "medicobus.cli", "demo", "--speed", "120", "--http-port",
+         str(port), "--data-dir", str(tmp_path), *options],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/stops/61309"
+        wait_until(lambda: _get(url) is not None, what="the demo's web server")
+        seen: list[tuple[str, str | None]] = []
+
+        def arrived() -> bool:
+            visit = (_get(url) or {}).get("next_visit") or {}
+            state = (visit.get("status"), visit.get("eta"))
+            if state not in seen:
+                seen.append(state)
+            return visit.get("status") in ("arrived", "consulting")
+
+        wait_until(arrived, timeout=90, what="the bus arriving in Nocé")
+        moving = [eta for status, eta in seen if status in ("en_route", "late")]
+        assert len(set(moving)) >= 2, seen  # the ETA changed live while the bus drove
+        page = httpx.get(f"http://127.0.0.1:{port}/communes/61309").text
+        assert "Nocé" in page and "Prochain passage" in page
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/communes/61309" in out
+    assert "Traceback" not in out
+
+
+def _get(url: str) -> dict | None:  # type: ignore[type-arg]
+    try:
+        return httpx.get(url, timeout=2).json()  # type: ignore[no-any-return]
+    except httpx.HTTPError:
+        return None
