@@ -76,9 +76,10 @@ class Ingest:
         self.client.loop_start()
 
     def stop(self) -> None:
+        # What is queued but not yet written is not acknowledged: the broker redelivers it.
+        self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
-        self._stopping.set()
         if self._writer:
             self._writer.join(timeout=10)
 

@@ -39,9 +39,11 @@ class VisitTracker:
         self._inside_since = None
 
     def update(self, fix: Fix) -> list[Crossing]:
-        if self.plan is None:
+        if self.plan is None or not self.plan.visits:
             return []
         visits = self.plan.visits
+        if fix.ts.astimezone(visits[0].arrive.tzinfo).date() != self.plan.day:
+            return []  # yesterday's plan, today's plan not received yet: no guessing
         started = [i for i, v in enumerate(visits) if (v.visit, "arrival") in self.done]
         if started:
             current = visits[started[-1]]

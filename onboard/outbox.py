@@ -56,16 +56,17 @@ class Outbox:
         self._lock = threading.Lock()
         self._added = threading.Condition(self._lock)
         self.thinned = 0
+        self._rows = self._count()  # kept up to date: counting the table on every put is O(n)
 
     def put(self, message: contract.Position | contract.VisitEvent) -> None:
         """Store durably; returns once the row is on disk."""
         with self._lock:
-            self.db.table("outbox").insert(
-                {"id": message.id, "kind": message.kind,
-                 "payload": message.to_json().decode(), "created": message.ts.isoformat()},
-                ignore=True,
-            )  # fmt: skip
-            if self._count() > self.max_rows:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO outbox (id, kind, payload, created) VALUES (?, ?, ?, ?)",
+                [message.id, message.kind, message.to_json().decode(), message.ts.isoformat()],
+            )
+            self._rows += cur.rowcount
+            if self._rows > self.max_rows:
                 self._thin()
             self._added.notify_all()
 
@@ -95,13 +96,14 @@ class Outbox:
         if not seqs:
             return
         with self._lock:
-            self.db.execute(
+            cur = self.db.execute(
                 f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs
             )
+            self._rows -= cur.rowcount
 
     def count(self) -> int:
         with self._lock:
-            return self._count()
+            return self._rows
 
     def _count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -123,6 +125,7 @@ class Outbox:
             [max(2, positions // 2)],
         )
         self.thinned += cur.rowcount
+        self._rows -= cur.rowcount
         log.warning("outbox full (%d rows): thinned %d old positions", self.max_rows,
                     cur.rowcount)
 

@@ -65,3 +65,9 @@ def test_a_restart_does_not_arrive_twice(tmp_path: Path) -> None:
     again = VisitTracker(GeofenceSettings(), PlanStore(tmp_path / "plan.db"))
     assert again.plan == PLAN
     assert events(again, [at(100 + s, 0.0) for s in range(40)]) == []
+
+
+def test_an_old_plan_is_not_used_on_another_day(tmp_path: Path) -> None:
+    t = tracker(tmp_path)
+    next_day = [at(86_400 + s, 0.0) for s in range(60)]
+    assert events(t, next_day) == []
