@@ -57,12 +57,18 @@ class LiveState:
 
     def get(self, vehicle: str) -> VehicleState:
         with self._lock:
-            return self._vehicles.setdefault(vehicle, VehicleState(vehicle))
+            return self._get(vehicle)
+
+    def _get(self, vehicle: str) -> VehicleState:
+        s = self._vehicles.get(vehicle)
+        if s is None:
+            s = self._vehicles[vehicle] = VehicleState(vehicle)
+        return s
 
     def apply(self, message: contract.Position | contract.VisitEvent | contract.Status,
               received: datetime) -> None:
-        s = self.get(message.vehicle)
         with self._lock:
+            s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
             if isinstance(message, contract.Status):
                 # In the order the broker delivers them, not by their timestamps: a Last

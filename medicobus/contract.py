@@ -8,6 +8,7 @@ See docs/protocol.md for the topic map and an example of each payload.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -51,6 +52,7 @@ def uplink_subscription() -> str:
     return f"{TOPIC_ROOT}/vehicles/+/+"
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet has few topics; ingest parses each message's
 def parse_topic(name: str) -> tuple[str, Channel]:
     parts = name.split("/")
     if len(parts) != 5 or "/".join(parts[:3]) != f"{TOPIC_ROOT}/vehicles":
