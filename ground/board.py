@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from ground.eta import Forecast, TravelModel, forecast_day
 from ground.fleet import Fleet, day_plan, visit_id
 from ground.state import LiveState
-from ground.views import StopView, VisitStatus, VisitView
+from ground.views import QueueView, StopView, VisitStatus, VisitView
 from medicobus import contract
 from medicobus.clock import Clock
 
@@ -25,6 +25,7 @@ HORIZON_DAYS = 14
 STALE_AFTER = timedelta(minutes=15)
 
 _FINISHED = (VisitStatus.DEPARTED, VisitStatus.UNCONFIRMED)
+_AT_THE_STOP = (VisitStatus.ARRIVED, VisitStatus.CONSULTING)
 
 Listener = Callable[[frozenset[str]], None]
 
@@ -148,14 +149,18 @@ class Board:
         shown = pending or todays[-1:] or later
         nxt = shown[0] if shown else None
         rest = [v for v in here if nxt is not None and v.planned_arrive > nxt.planned_arrive]
-        presence = last_seen = None
+        presence = last_seen = queue = None
         if nxt is not None:
             s = self.state.get(nxt.vehicle)
             presence, last_seen = s.presence(now, self.stale_after), s.last_seen
+            q = s.queues.get(nxt.visit)
+            if q is not None and q.open and nxt.status in _AT_THE_STOP:
+                queue = QueueView(q.waiting, q.wait_min, q.paused,
+                                  q.ts.astimezone(self.fleet.zone))
         return StopView(
             stop=stop.id, commune=stop.commune, insee=stop.insee, place=stop.place,
             lat=stop.lat, lon=stop.lon, next_visit=nxt, upcoming=rest,
             vehicle_presence=presence,
             last_seen=last_seen.astimezone(self.fleet.zone) if last_seen else None,
-            updated_at=now.astimezone(self.fleet.zone),
+            updated_at=now.astimezone(self.fleet.zone), queue=queue,
         )  # fmt: skip

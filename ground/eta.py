@@ -2,8 +2,11 @@
 
 The baseline is the timetable plus the current deviation; what we know refines it:
 
-- at a stop, the bus leaves at the planned time, or later if it arrived late: a session
-  lasts its planned length (the doctor sees everyone booked);
+- at a stop, a session ends when the queue is done, not at a fixed time: with the
+  kiosk's queue the bus leaves after the people waiting and still booked have been seen
+  (at the observed consultation pace), and not before the announced end unless staff
+  closed the session; without it, at the planned time, or later if it arrived late (a
+  session lasts its planned length: the doctor sees everyone booked);
 - driving to the next stop, the arrival is the remaining road distance over the bus's
   recent average speed (a stop at a junction barely moves it);
 - further stops follow in a chain: arrival = previous departure + travel time, never
@@ -30,6 +33,7 @@ TYPICAL_SPEED = 55 / 3.6  # m/s, a bus on departmental roads through villages
 MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
 LATE_AFTER = timedelta(minutes=5)
 SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
+PACK_UP = timedelta(minutes=10)  # from the last patient to the bus on the road
 DRIVING = 2.0  # m/s: above this the bus is under way
 
 
@@ -80,7 +84,7 @@ def forecast_day(plan: contract.Plan, state: VehicleState | None, now: datetime,
             if departed:
                 status, depart = VisitStatus.DEPARTED, departed
             else:
-                depart = max(v.depart, arrive + dwell, now)
+                depart = _departure(v, arrive, state.queues.get(v.visit), now)
                 settled = now >= max(v.arrive, arrive + SETTLING)
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
             f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed)
@@ -98,6 +102,21 @@ def forecast_day(plan: contract.Plan, state: VehicleState | None, now: datetime,
         if f.status is not VisitStatus.UNCONFIRMED:
             previous = f
     return out
+
+
+def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.QueueState | None,
+               now: datetime) -> datetime:
+    """When the bus will leave the stop it is at."""
+    if queue is None:
+        return max(v.depart, arrived + (v.depart - v.arrive), now)
+    if not queue.open:  # staff ended the session: packing up
+        return max(now, queue.ts + PACK_UP)
+    consult = timedelta(minutes=queue.consult_min)
+    people = queue.waiting + queue.booked_remaining + queue.in_consultation / 2
+    done = now + people * consult
+    if queue.booked_remaining and queue.last_booked is not None:
+        done = max(done, queue.last_booked + consult)
+    return max(v.depart, done + PACK_UP)
 
 
 def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,

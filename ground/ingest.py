@@ -179,8 +179,8 @@ class Ingest:
 
     def _decode(self, r: Received) -> list[Message]:
         vehicle, channel = contract.parse_topic(r.topic)
-        if channel is contract.Channel.PLAN:
-            return []  # our own retained plans, echoed back by the wildcard subscription
+        if channel in contract.DOWNLINK_CHANNELS:
+            return []  # our own retained messages, echoed back by the wildcard subscription
         if vehicle not in self.vehicles:
             raise contract.ContractError(f"unknown vehicle {vehicle!r}")
         message = contract.parse_uplink(r.payload)

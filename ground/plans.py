@@ -1,5 +1,6 @@
-"""Publishing each vehicle's plan for the day, retained, so a bus gets it whenever it
-connects and then works offline: at start, on every reconnection, and after midnight."""
+"""Publishing what each bus needs for its day, retained, so it gets it whenever it connects
+and then works offline: the plan (at start, on every reconnection, after midnight) and the
+hashed appointments (likewise, and as soon as a new export is imported)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class PlanPublisher:
         self.fleet = fleet
         self.client = client
         self.published_for: date | None = None
+        self._appointments_sent: dict[str, str] = {}  # vehicle -> id of the set last sent
 
     def publish(self, day: date) -> None:
         for vehicle in self.fleet.vehicles:
@@ -32,3 +34,15 @@ class PlanPublisher:
     def publish_if_new_day(self, today: date) -> None:
         if self.published_for != today:
             self.publish(today)
+
+    def publish_appointments(self, sets: list[contract.Appointments], again: bool = False) -> None:
+        """Send the sets not sent yet (all of them `again`, after a reconnection)."""
+        for appointments in sets:
+            if not again and self._appointments_sent.get(appointments.vehicle) == appointments.id:
+                continue
+            self.client.publish(contract.topic(appointments.vehicle,
+                                               contract.Channel.APPOINTMENTS),
+                                appointments.to_json(), qos=1, retain=True)
+            self._appointments_sent[appointments.vehicle] = appointments.id
+            log.info("appointments for %s on %s published: %d", appointments.vehicle,
+                     appointments.day, len(appointments.items))

@@ -41,14 +41,18 @@ class GroundSettings(BaseModel):
     database: Path = Path("/var/lib/medicobus/ground.db")
     # Longer than the bus's parked heartbeat (10 min), or a parked bus would look stale.
     stale_after_s: Annotated[int, Field(ge=30)] = 900
+    # The secret shared with the buses that keys appointment digests (see docs/privacy.md).
+    checkin_key_file: Path = Path("/etc/medicobus/checkin.key")
     broker: BrokerSettings = BrokerSettings(username="ground")
     http: HttpSettings = HttpSettings()
 
 
 def load_ground(path: Path | str) -> GroundSettings:
     settings = load_toml(path, GroundSettings)
-    if not settings.fleet.is_absolute():  # relative to the config file, as people expect
-        settings.fleet = (Path(path).parent / settings.fleet).resolve()
+    for name in ("fleet", "checkin_key_file", "database"):  # relative to the config file
+        value = getattr(settings, name)
+        if not value.is_absolute():
+            setattr(settings, name, (Path(path).parent / value).resolve())
     return settings
 
 
@@ -98,12 +102,17 @@ class GroundService:
         self.store.close()
 
     def _publish_plans(self) -> None:
-        self.plans.publish(self.board.today())
+        today = self.board.today()
+        self.plans.publish(today)
+        self.plans.publish_appointments(self.store.appointments(today), again=True)
 
     def _daily(self) -> None:
-        while not self._stop.wait(5.0):
+        while not self._stop.wait(2.0):
             if self.ingest.connected.is_set():
-                self.plans.publish_if_new_day(self.board.today())
+                today = self.board.today()
+                self.plans.publish_if_new_day(today)
+                # Imported by `medicobus ground --import-appointments`, another process.
+                self.plans.publish_appointments(self.store.appointments(today))
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

@@ -29,6 +29,7 @@ class VehicleState:
     recent: deque[contract.Position] = field(default_factory=lambda: deque(maxlen=200))
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
+    queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
 
     def presence(self, now: datetime, stale_after: timedelta) -> str:
         if self.connection == "offline":
@@ -65,8 +66,8 @@ class LiveState:
             s = self._vehicles[vehicle] = VehicleState(vehicle)
         return s
 
-    def apply(self, message: contract.Position | contract.VisitEvent | contract.Status,
-              received: datetime) -> None:
+    def apply(self, message: contract.Position | contract.VisitEvent | contract.Status
+              | contract.TicketEvent | contract.QueueState, received: datetime) -> None:
         with self._lock:
             s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
@@ -78,6 +79,12 @@ class LiveState:
                 s.recent.append(message)
                 if s.position is None or message.ts > s.position.ts:
                     s.position = message
-            else:
+            elif isinstance(message, contract.VisitEvent):
                 times = s.arrivals if message.event == "arrival" else s.departures
                 times.setdefault(message.visit, message.ts)
+            elif isinstance(message, contract.QueueState):
+                known = s.queues.get(message.visit)
+                if known is None or message.ts >= known.ts:
+                    s.queues[message.visit] = message
+            # A TicketEvent is history for the funders' figures; the QueueState that
+            # follows it carries what the live view needs.

@@ -6,18 +6,22 @@ a lost acknowledgement, a backlog drained after live data) is recognised and ski
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from medicobus import contract
 
-Message = contract.Position | contract.VisitEvent | contract.Status
+Message = (contract.Position | contract.VisitEvent | contract.Status | contract.TicketEvent
+           | contract.QueueState)  # fmt: skip
 MAX_DEAD_PAYLOAD = 64 * 1024
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -31,12 +35,40 @@ CREATE INDEX IF NOT EXISTS events_vehicle_ts ON events(vehicle, ts);
 CREATE TABLE IF NOT EXISTS statuses (
     id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, state TEXT NOT NULL,
     reason TEXT, received TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, visit TEXT NOT NULL,
+    ticket INTEGER NOT NULL, appointment TEXT, event TEXT NOT NULL, received TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tickets_visit ON tickets(visit, ticket);
+CREATE TABLE IF NOT EXISTS queue_states (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, visit TEXT NOT NULL,
+    open INTEGER NOT NULL, paused INTEGER NOT NULL, waiting INTEGER NOT NULL,
+    in_consultation INTEGER NOT NULL, booked_remaining INTEGER NOT NULL, last_booked TEXT,
+    consult_min REAL NOT NULL, wait_min INTEGER NOT NULL, received TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_states_visit ON queue_states(visit, ts);
+CREATE TABLE IF NOT EXISTS appointment_sets (
+    vehicle TEXT NOT NULL, day TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (vehicle, day));
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, received TEXT NOT NULL, topic TEXT NOT NULL,
     error TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
 """
 
-_TABLES = {"position": "positions", "event": "events", "status": "statuses"}
+_TABLES = {"position": "positions", "event": "events", "status": "statuses",
+           "ticket": "tickets", "queue": "queue_states"}
+_MODELS: dict[str, type[Message]] = {
+    "position": contract.Position, "event": contract.VisitEvent, "status": contract.Status,
+    "ticket": contract.TicketEvent, "queue": contract.QueueState,
+}
+
+
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    """One connection, used by the ingest writer and the plan publisher: one at a time."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Store:
@@ -48,8 +80,10 @@ class Store:
         # Acknowledged to the broker only after commit: the commit must be on disk.
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}
 
+    @_locked
     def record(self, messages: list[tuple[Message, datetime]]) -> list[tuple[Message, datetime]]:
         """Store what is new; return only the new ones (duplicates are skipped)."""
         fresh: list[tuple[Message, datetime]] = []
@@ -90,6 +124,7 @@ class Store:
                 known.update(r[0] for r in rows)
         return known
 
+    @_locked
     def dead_letter(self, letters: list[tuple[str, bytes, str, datetime]]) -> None:
         """Keep (topic, payload, error, received) for messages that could not be used."""
         with self.db.conn:
@@ -99,22 +134,35 @@ class Store:
                 for topic, payload, error, received in letters
             )  # fmt: skip
 
+    @_locked
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
 
     def history(self, since: datetime) -> Iterator[tuple[Message, datetime]]:
         """Everything stored since `since`, oldest first: to rebuild live state at start."""
-        models: dict[str, type[Message]] = {
-            "position": contract.Position, "event": contract.VisitEvent, "status": contract.Status,
-        }
         for kind, table in _TABLES.items():
-            model = models[kind]
+            model = _MODELS[kind]
             for row in self.db.query(
                 f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.isoformat()]
             ):
                 received = datetime.fromisoformat(row.pop("received"))
                 clean = {k: v for k, v in row.items() if v is not None}
                 yield model.model_validate({**clean, "kind": kind}), received
+
+    @_locked
+    def save_appointments(self, appointments: contract.Appointments) -> None:
+        """Keep the hashed bookings (never the CSV's names) to publish them again."""
+        with self.db.conn:
+            self.db.table("appointment_sets").upsert(
+                {"vehicle": appointments.vehicle, "day": appointments.day.isoformat(),
+                 "body": appointments.model_dump_json()}, pk=("vehicle", "day"),
+            )  # fmt: skip
+
+    @_locked
+    def appointments(self, day: date) -> list[contract.Appointments]:
+        rows = self.db.execute("SELECT body FROM appointment_sets WHERE day = ?",
+                               [day.isoformat()])
+        return [contract.Appointments.model_validate_json(r[0]) for r in rows]
 
     def legs(self, since: datetime) -> Iterator[tuple[str, str, float]]:
         """Observed travel times: each departure from a stop to the bus's next arrival."""

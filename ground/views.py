@@ -83,6 +83,16 @@ class VisitView:
 
 
 @dataclass(frozen=True)
+class QueueView:
+    """The waiting room while the bus is in the commune: counts only, never who."""
+
+    waiting: int
+    wait_min: int  # for someone arriving now
+    paused: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class StopView:
     stop: str
     commune: str
@@ -95,3 +105,4 @@ class StopView:
     vehicle_presence: str | None  # "online", "offline", "stale" or None: of next_visit's bus
     last_seen: datetime | None  # when that bus was last heard from
     updated_at: datetime
+    queue: QueueView | None = None  # while the bus consults here and its kiosk is open

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import date, datetime
 from pathlib import Path
 
 from medicobus.settings import ConfigError
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="ground TOML file (default: /etc/medicobus/ground.toml)")
     ground.add_argument("--check", action="store_true",
                         help="check the configuration and the fleet file, then exit")
+    ground.add_argument("--import-appointments", type=Path, metavar="CSV",
+                        help="import the day's bookings (CSV export: id, time, last name, "
+                        "first name, birth date) for one vehicle, then exit; the running "
+                        "service sends them to the bus as keyed digests, never names")
+    ground.add_argument("--vehicle", help="with --import-appointments: the vehicle "
+                        "(default: the fleet's only one)")
+    ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
+                        "the day, YYYY-MM-DD (default: today)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -78,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                             args.duration)
         if args.command == "onboard":
             return _run_onboard(args.config)
+        if args.import_appointments:
+            return _import_appointments(args.config, args.import_appointments, args.vehicle,
+                                        args.date)
         return _run_ground(args.config, args.check)
     except ConfigError as exc:
         print(f"medicobus: configuration error:\n{exc}", file=sys.stderr)
@@ -101,6 +113,33 @@ def _run_onboard(config: Path) -> int:
     settings = load_onboard(config)
     source = GpsdSource(settings.gps.host, settings.gps.port, timeout_s=settings.gps.timeout_s)
     Agent(settings, source, SystemClock()).run(stop_on_signals())
+    return 0
+
+
+def _import_appointments(config: Path, csv_file: Path, vehicle: str | None,
+                         day: date | None) -> int:
+    from ground.appointments import BookingError, hashed, read_bookings
+    from ground.fleet import load_fleet
+    from ground.service import load_ground
+    from ground.store import Store
+
+    settings = load_ground(config)
+    fleet = load_fleet(settings.fleet)
+    day = day or datetime.now(fleet.zone).date()
+    if vehicle is None:
+        if len(fleet.vehicles) != 1:
+            print("medicobus: several vehicles: say which with --vehicle", file=sys.stderr)
+            return 2
+        vehicle = fleet.vehicles[0].id
+    try:
+        key = settings.checkin_key_file.read_bytes().strip()
+        appointments = hashed(read_bookings(csv_file, day, fleet), fleet, vehicle, day, key)
+    except (BookingError, OSError) as exc:
+        print(f"medicobus: cannot import {csv_file}:\n{exc}", file=sys.stderr)
+        return 2
+    Store(settings.database).save_appointments(appointments)
+    print(f"{len(appointments.items)} appointments for {vehicle} on {day} imported; the ground "
+          "service sends them to the bus (as digests) within seconds.")
     return 0
 
 

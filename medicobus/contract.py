@@ -9,6 +9,9 @@ See docs/protocol.md for the topic map and an example of each payload.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import unicodedata
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -33,10 +36,15 @@ class Channel(StrEnum):
     POSITION = "position"  # bus -> ground, live fixes
     EVENT = "event"  # bus -> ground, arrival / departure at a stop
     BATCH = "batch"  # bus -> ground, backlog drained after an outage
+    TICKET = "ticket"  # bus -> ground, anonymous: a patient's ticket changed state
+    QUEUE = "queue"  # bus -> ground, anonymous: the waiting room at the current visit
     PLAN = "plan"  # ground -> bus, retained: the day's visits
+    APPOINTMENTS = "appointments"  # ground -> bus, retained: the day's bookings, hashed
 
 
-UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH)
+UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH,
+                   Channel.TICKET, Channel.QUEUE)
+DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS)
 
 
 class ContractError(ValueError):
@@ -113,7 +121,33 @@ class Status(_Message):
     reason: Annotated[str, Field(max_length=120)] | None = None
 
 
-Item = Annotated[Position | VisitEvent, Field(discriminator="kind")]
+class TicketEvent(_Message):
+    """A ticket at the kiosk changed state. Anonymous by design: a number, the booking's id
+    (or none for a walk-in), the outcome and when; never a name, a birth date or a reason."""
+
+    kind: Literal["ticket"] = "ticket"
+    visit: Annotated[str, Field(min_length=1, max_length=120)]
+    ticket: Annotated[int, Field(ge=1, le=9999)]
+    appointment: Annotated[str, Field(max_length=64)] | None = None  # None: a walk-in
+    event: Literal["checked_in", "called", "seen", "absent"]
+
+
+class QueueState(_Message):
+    """The waiting room at a visit, as the kiosk sees it; sent on every change."""
+
+    kind: Literal["queue"] = "queue"
+    visit: Annotated[str, Field(min_length=1, max_length=120)]
+    open: bool  # False once staff ended the session at this stop
+    paused: bool = False
+    waiting: Annotated[int, Field(ge=0, le=1000)]
+    in_consultation: Annotated[int, Field(ge=0, le=20)] = 0
+    booked_remaining: Annotated[int, Field(ge=0, le=1000)] = 0  # booked, not checked in yet
+    last_booked: AwareDatetime | None = None  # the last booked appointment's time
+    consult_min: Annotated[float, Field(gt=0, le=240, allow_inf_nan=False)]  # observed mean
+    wait_min: Annotated[int, Field(ge=0, le=10_000)]  # for someone checking in now
+
+
+Item = Annotated[Position | VisitEvent | TicketEvent | QueueState, Field(discriminator="kind")]
 
 
 class Batch(_Message):
@@ -123,7 +157,8 @@ class Batch(_Message):
     items: Annotated[list[Item], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
-Uplink = Annotated[Position | VisitEvent | Status | Batch, Field(discriminator="kind")]
+Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Status | Batch,
+                   Field(discriminator="kind")]
 _uplink = TypeAdapter(Uplink)
 
 
@@ -151,7 +186,51 @@ class Plan(_Message):
     visits: list[PlannedVisit]
 
 
-def parse_uplink(payload: bytes | str) -> Position | VisitEvent | Status | Batch:
+class BookedAppointment(BaseModel):
+    """One booking as the bus may know it: its id, visit and time, and keyed hashes of the
+    patient's normalised identity (see `identity_digest`); never the identity itself."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    appointment: Annotated[str, Field(min_length=1, max_length=64)]
+    visit: str
+    time: AwareDatetime
+    identity: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Appointments(_Message):
+    """Ground -> bus, retained: the day's bookings for the vehicle, hashed."""
+
+    kind: Literal["appointments"] = "appointments"
+    day: date
+    items: list[BookedAppointment]
+
+
+# Letters Unicode does not decompose into a base letter and an accent.
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d", "ı": "i"})
+
+
+def normalise_name(text: str) -> str:
+    """Upper case, no accents, letters only: forgives what is safe to forgive at a kiosk
+    (case, accents, hyphens, apostrophes, spaces), so "Lefèvre-Dupont" == "LEFEVRE DUPONT"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
+    return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).upper()
+
+
+def identity_digest(key: bytes, day: date, last_name: str, birth: date) -> str:
+    """The keyed hash (HMAC-SHA256) under which a booking travels and the kiosk matches.
+
+    Both sides normalise the name with `normalise_name`, so "N'Diaye", "ndiaye" and
+    "N DIAYE" give the same digest; the day is mixed in so a digest is worth nothing the
+    next day.
+    """
+    message = f"{day.isoformat()}|{normalise_name(last_name)}|{birth.isoformat()}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def parse_uplink(
+    payload: bytes | str,
+) -> Position | VisitEvent | TicketEvent | QueueState | Status | Batch:
     """Validate an uplink payload; raise ContractError saying what is wrong."""
     try:
         return _uplink.validate_json(payload)
@@ -162,6 +241,13 @@ def parse_uplink(payload: bytes | str) -> Position | VisitEvent | Status | Batch
 def parse_plan(payload: bytes | str) -> Plan:
     try:
         return Plan.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+
+
+def parse_appointments(payload: bytes | str) -> Appointments:
+    try:
+        return Appointments.model_validate_json(payload)
     except ValidationError as exc:
         raise ContractError(_describe(exc)) from None
 

@@ -33,19 +33,25 @@ class Agent:
         self.clock = clock
         self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows)
         self.filter = FixFilter(settings.filter, clock)
-        self.visits = VisitTracker(settings.geofence, PlanStore(settings.data_dir / "plan.db"))
+        self.plans = PlanStore(settings.data_dir / "plan.db")
+        self.visits = VisitTracker(settings.geofence, self.plans)
         self.policy = ReportPolicy(settings.report)
         self._new_plans: list[contract.Plan] = []
         self._plans_lock = threading.Lock()
-        self.link = Link(settings.broker, self.vehicle, self.outbox, self._receive_plan,
+        self.link = Link(settings.broker, self.vehicle, self.outbox, self._receive,
                          clock=clock, batch_size=settings.outbox.batch_size,
                          inflight_batches=settings.outbox.inflight_batches)
         self.silent_reads = 0
 
-    def _receive_plan(self, plan: contract.Plan) -> None:
-        # Called on the network thread; the pipeline thread takes it at its next step.
+    def _receive(self, message: contract.Plan | contract.Appointments) -> None:
+        # Called on the network thread. Appointments are only kept for the kiosk; a plan is
+        # taken by the pipeline thread at its next step.
+        if isinstance(message, contract.Appointments):
+            self.plans.save_appointments(message)
+            log.info("appointments for %s received: %d", message.day, len(message.items))
+            return
         with self._plans_lock:
-            self._new_plans.append(plan)
+            self._new_plans.append(message)
 
     def step(self) -> None:
         with self._plans_lock:

@@ -53,6 +53,21 @@ class OutboxSettings(_Section):
     inflight_batches: Annotated[int, Field(ge=1, le=100)] = 8
 
 
+class KioskSettings(_Section):
+    language: str = "fr"  # the language the welcome screen starts in
+    # The secret shared with the ground that keys the appointment digests (HMAC): the bus
+    # never receives a name, only digests it can compare what a patient types against.
+    key_file: Path = Path("/etc/medicobus/checkin.key")
+    staff_pin: Annotated[str, Field(pattern=r"^\d{4,8}$")] = "2468"
+    idle_warning_s: Positive = 60.0  # no touch for this long: "are you still there?"
+    idle_reset_s: Positive = 90.0  # then everything is cleared for the next patient
+    retention_hours: Positive = 24.0  # check-in data on the bus is purged after this
+    default_consult_min: Positive = 15.0  # until the day has observed consultations
+
+    def key(self) -> bytes:
+        return self.key_file.read_bytes().strip()
+
+
 class OnboardSettings(_Section):
     vehicle: contract.VehicleId
     data_dir: Path = Path("/var/lib/medicobus")
@@ -62,6 +77,7 @@ class OnboardSettings(_Section):
     report: ReportSettings = ReportSettings()
     geofence: GeofenceSettings = GeofenceSettings()
     outbox: OutboxSettings = OutboxSettings()
+    kiosk: KioskSettings = KioskSettings()
 
     @model_validator(mode="after")
     def _account_is_the_vehicle(self) -> OnboardSettings:

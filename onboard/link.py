@@ -1,4 +1,4 @@
-"""The MQTT link: drains the outbox to the broker and brings the day's plan back.
+"""The MQTT link: drains the outbox to the broker and brings the day's plan and appointments back.
 
 Rows leave the outbox only when the broker acknowledges them: paho reports each PUBACK to
 `on_publish` with the message id (`mid`), and the sender thread maps mids back to outbox
@@ -37,7 +37,7 @@ class Link:
         settings: BrokerSettings,
         vehicle: str,
         outbox: Outbox,
-        on_plan: Callable[[contract.Plan], None],
+        on_downlink: Callable[[contract.Plan | contract.Appointments], None],
         *,
         clock: Clock | None = None,
         batch_size: int = 200,
@@ -46,12 +46,12 @@ class Link:
         self.settings = settings
         self.vehicle = vehicle
         self.outbox = outbox
-        self.on_plan = on_plan
+        self.on_downlink = on_downlink
         self.clock = clock or SystemClock()
         self.batch_size = batch_size
         self.inflight_batches = inflight_batches
         self.connected = threading.Event()
-        self.stats = {"sent": 0, "acked_rows": 0, "bad_plans": 0, "refusals": 0}
+        self.stats = {"sent": 0, "acked_rows": 0, "bad_downlinks": 0, "refusals": 0}
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._session = 0  # bumped on every connection; the sender resets its cursors
@@ -102,7 +102,7 @@ class Link:
         log.info("connected to broker %s:%d", self.settings.host, self.settings.port)
         client.publish(contract.topic(self.vehicle, contract.Channel.STATUS),
                        self._status("online"), qos=1, retain=True)
-        client.subscribe(contract.topic(self.vehicle, contract.Channel.PLAN), qos=1)
+        client.subscribe([(contract.topic(self.vehicle, c), 1) for c in contract.DOWNLINK_CHANNELS])
         self._session += 1
         self.connected.set()
 
@@ -118,15 +118,19 @@ class Link:
 
     def _on_message(self, client: mqtt.Client, userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
+        parsed: contract.Plan | contract.Appointments
         try:
-            plan = contract.parse_plan(bytes(message.payload))
-            if plan.vehicle != self.vehicle:
-                raise contract.ContractError(f"plan is for {plan.vehicle!r}")
+            _, channel = contract.parse_topic(message.topic)
+            payload = bytes(message.payload)
+            parsed = (contract.parse_plan(payload) if channel is contract.Channel.PLAN
+                      else contract.parse_appointments(payload))  # fmt: skip
+            if parsed.vehicle != self.vehicle:
+                raise contract.ContractError(f"it is for {parsed.vehicle!r}")
         except contract.ContractError as exc:
-            self.stats["bad_plans"] += 1
-            log.error("ignored a bad plan on %s: %s", message.topic, exc)
+            self.stats["bad_downlinks"] += 1
+            log.error("ignored a bad message on %s: %s", message.topic, exc)
             return
-        self.on_plan(plan)
+        self.on_downlink(parsed)
 
     # -- sender thread ---------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""The day's plan on the bus, kept on disk so arrival detection works offline and after a
-restart: the last plan the ground sent, and which of its visits the bus arrived at / left."""
+"""The day's plan on the bus, kept on disk so arrival detection and check-in work offline
+and after a restart: the last plan and appointments the ground sent, and which visits the
+bus arrived at / left. Shared by the agent (which writes it) and the kiosk (which reads)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class PlanStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(
             """CREATE TABLE IF NOT EXISTS plan (vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
+               CREATE TABLE IF NOT EXISTS appointments (
+                   vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
                CREATE TABLE IF NOT EXISTS progress (
                    visit TEXT, event TEXT, ts TEXT, PRIMARY KEY (visit, event));"""
         )
@@ -38,6 +41,18 @@ class PlanStore:
         with self._lock:
             row = self.db.execute("SELECT body FROM plan LIMIT 1").fetchone()
         return contract.Plan.model_validate_json(row[0]) if row else None
+
+    def save_appointments(self, appointments: contract.Appointments) -> None:
+        with self._lock:
+            self.db.table("appointments").upsert(
+                {"vehicle": appointments.vehicle, "day": appointments.day.isoformat(),
+                 "body": appointments.model_dump_json()}, pk="vehicle",
+            )  # fmt: skip
+
+    def load_appointments(self) -> contract.Appointments | None:
+        with self._lock:
+            row = self.db.execute("SELECT body FROM appointments LIMIT 1").fetchone()
+        return contract.Appointments.model_validate_json(row[0]) if row else None
 
     def mark(self, visit: str, event: str, ts: datetime) -> None:
         with self._lock:

@@ -147,7 +147,8 @@ def test_the_acl_never_grants_a_bus_a_wildcard() -> None:
     for words in patterns:
         assert "%u" in words[-1] and "+" not in words[-1] and "#" not in words[-1], words
     assert sorted((w[1], w[2].rsplit("/", 1)[1]) for w in patterns) == sorted(
-        [("write", c.value) for c in contract.UPLINK_CHANNELS] + [("read", "plan")])
+        [("write", c.value) for c in contract.UPLINK_CHANNELS]
+        + [("read", c.value) for c in contract.DOWNLINK_CHANNELS])
 
 
 def test_a_full_batch_fits_in_the_largest_packet_the_broker_accepts() -> None:
@@ -175,7 +176,7 @@ def test_a_bus_publishes_its_own_position_and_the_ground_receives_it(
 
 def test_a_bus_cannot_publish_as_another_bus(secure: SecureBroker) -> None:
     g = ground(secure)
-    for channel in [*contract.UPLINK_CHANNELS, Channel.PLAN]:
+    for channel in [*contract.UPLINK_CHANNELS, *contract.DOWNLINK_CHANNELS]:
         # One connection per attempt: Mosquitto closes it after a denied publish.
         a = bus(secure, "a")
         a.wait_acked(a.publish(topic("b", channel), b"forged"))

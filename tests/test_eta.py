@@ -109,3 +109,38 @@ def test_out_of_order_delivery_keeps_the_newest_position() -> None:
     state.apply(pos(at(8, 0), 48.9, 0.9, 10.0), at(9, 1))  # backlog arriving late
     p = state.get(VEHICLE).position
     assert p is not None and p.ts == at(9, 0)
+
+
+def queue(ts: datetime, waiting: int, *, booked: int = 0, last: datetime | None = None,
+          consult: float = 15.0, open_: bool = True) -> contract.QueueState:
+    return contract.QueueState(vehicle=VEHICLE, ts=ts, visit=NOCE.visit, open=open_,
+                               waiting=waiting, booked_remaining=booked, last_booked=last,
+                               consult_min=consult, wait_min=int(waiting * consult))
+
+
+def test_a_long_queue_keeps_the_bus_and_the_next_stops_wait() -> None:
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
+    state.apply(queue(at(9, 30), waiting=7, consult=20), at(9, 30))
+    f = forecast(state, at(9, 30))
+    # 7 people at 20 min: done 11:50, on the road 12:00, instead of the planned 10:30.
+    assert f[0].depart == at(12, 0)
+    assert f[1].arrive > at(12, 0) and f[1].status is VisitStatus.LATE
+
+
+def test_a_session_closed_early_brings_the_next_stop_forward_to_its_planned_time() -> None:
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
+    state.apply(queue(at(9, 0), waiting=9, consult=20), at(9, 0))
+    assert forecast(state, at(9, 0))[1].status is VisitStatus.LATE
+    state.apply(queue(at(10, 5), waiting=0, open_=False), at(10, 5))
+    f = forecast(state, at(10, 5))
+    assert f[0].depart == at(10, 15)  # packing up, not waiting for 10:30
+    assert f[1].arrive == BELLEME.arrive and f[1].status is VisitStatus.PLANNED
+
+
+def test_booked_patients_still_to_come_hold_the_bus() -> None:
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
+    state.apply(queue(at(9, 0), waiting=0, booked=1, last=at(10, 40)), at(9, 0))
+    assert forecast(state, at(9, 0))[0].depart == at(11, 5)  # 10:40 + 15 min + pack-up

@@ -59,7 +59,8 @@ class Scene:
         self.state = LiveState()
         self.board = Board(self.fleet, self.state, TravelModel(), self.clock)
 
-    def feed(self, message: contract.Position | contract.VisitEvent | contract.Status) -> None:
+    def feed(self, message: contract.Position | contract.VisitEvent | contract.Status
+             | contract.QueueState) -> None:
         """What ingest does: apply, then tell the listeners (from this non-async thread)."""
         self.state.apply(message, self.clock.now())
         self.board.notify({message.vehicle})
@@ -437,3 +438,15 @@ def test_sse_refreshes_without_changes(scene: Scene) -> None:
         assert next(events)["generated_at"] == "2026-11-23T08:00:00+01:00"
         scene.clock.advance(3)  # time moves: the refresh shows it, with no board change
         assert next(events)["generated_at"] == "2026-11-23T08:03:00+01:00"
+
+
+def test_queue_figures_show_while_the_bus_consults(scene: Scene, client: TestClient) -> None:
+    """What the kiosk's queue says reaches the commune's page and API, as counts only."""
+    scene.arrive_noce()
+    scene.feed(contract.QueueState(vehicle=VEHICLE, ts=scene.clock.now(),
+                                   visit="2026-11-23/noce/am", open=True, waiting=3,
+                                   consult_min=15, wait_min=45))  # fmt: skip
+    api = client.get("/api/v1/stops/61309").json()
+    assert api["queue"]["waiting"] == 3 and api["queue"]["wait_min"] == 45
+    assert "3 personnes en attente, attente estimée 45 min" in client.get("/communes/61309").text
+    assert client.get("/api/v1/stops/61038").json()["queue"] is None  # not the bus's stop

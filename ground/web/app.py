@@ -75,6 +75,13 @@ class VisitOut(BaseModel):
     cancel_reason: str
 
 
+class QueueOut(BaseModel):
+    waiting: int = Field(description="People waiting at the médicobus's check-in")
+    wait_min: int = Field(description="Estimated wait, in minutes, for someone arriving now")
+    paused: bool
+    updated_at: datetime
+
+
 class StopOut(BaseModel):
     stop: str
     commune: str
@@ -91,6 +98,9 @@ class StopOut(BaseModel):
     )
     updated_at: datetime
     generated_at: datetime
+    queue: QueueOut | None = Field(
+        description="The waiting room, while the bus consults here (counts only)"
+    )
 
 
 class StopDetailOut(StopOut):
@@ -164,6 +174,10 @@ def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime) -> dict[str, Any
         link_lost=today_unfinished and s.vehicle_presence in LINK_LOST,
         updated_at=_local(s.updated_at, zone),
         generated_at=local_now.replace(microsecond=0),
+        queue=None if s.queue is None else QueueOut(
+            waiting=s.queue.waiting, wait_min=s.queue.wait_min, paused=s.queue.paused,
+            updated_at=s.queue.updated_at.astimezone(zone).replace(microsecond=0),
+        ),
     )
 
 
@@ -202,6 +216,17 @@ def etd_text(v: VisitOut | None) -> str:
 
 def planned_text(v: VisitOut) -> str:
     return f"{_hm(v.planned_arrive)} – {_hm(v.planned_depart)}"
+
+
+def queue_text(s: StopOut) -> str:
+    """'3 personnes en attente, attente estimée 45 min' (the live script says the same)."""
+    q = s.queue
+    if q is None:
+        return ""
+    people = {0: "Personne en attente", 1: "1 personne en attente"}.get(
+        q.waiting, f"{q.waiting} personnes en attente")
+    text = f"{people}, attente estimée {q.wait_min} min"
+    return text + " (consultations en pause)" if q.paused else text
 
 
 def link_text(s: StopOut) -> str:
@@ -349,6 +374,7 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         eta_text=eta_text, etd_text=etd_text, planned_text=planned_text, link_text=link_text,
+        queue_text=queue_text,
         half_en=HALF_LABELS_EN,
     )
 

@@ -45,6 +45,14 @@
     }
     return "Liaison avec le bus perdue : dernière position reçue il y a " + s.last_seen_min + " min";
   }
+  function queueText(s) {
+    var q = s.queue;
+    if (!q) { return ""; }
+    var people = q.waiting === 0 ? "Personne en attente"
+      : (q.waiting === 1 ? "1 personne en attente" : q.waiting + " personnes en attente");
+    var text = people + ", attente estimée " + q.wait_min + " min";
+    return q.paused ? text + " (consultations en pause)" : text;
+  }
   var HALF_EN = { am: "morning", pm: "afternoon", day: "all day" };
 
   function cell(tr, text) {
@@ -72,6 +80,8 @@
       setText("nv-etd", etdText(v));
       show("nv-etd", !!etdText(v));
     }
+    setText("queue", queueText(s));
+    show("queue", !!queueText(s));
     setText("link", linkText(s));
     show("link", !!linkText(s));
 
