@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ Médicobus: onboard telemetry and ground service for mobile medical centres.
 
   medicobus demo                    the whole system on this machine, in accelerated time
   medicobus onboard --config FILE   the agent on the bus (GPS -> outbox -> MQTT)
+  medicobus kiosk --config FILE     the patients' check-in kiosk on the bus (touchscreen)
   medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
 """
 
@@ -56,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     onboard.add_argument("--config", type=Path, default=Path("/etc/medicobus/onboard.toml"),
                          help="onboard TOML file (default: /etc/medicobus/onboard.toml)")
 
+    kiosk = sub.add_parser(
+        "kiosk", help="run the check-in kiosk on the bus's touchscreen",
+        description="The patients' check-in kiosk (French, English): appointments matched "
+        "privately, walk-ins, tickets and a live queue; staff mode behind a PIN. Works "
+        "offline; see docs/kiosk.md for the touchscreen set-up.",
+    )  # fmt: skip
+    kiosk.add_argument("--config", type=Path, default=Path("/etc/medicobus/onboard.toml"),
+                       help="onboard TOML file (default: /etc/medicobus/onboard.toml)")
+
     ground = sub.add_parser(
         "ground", help="run the ground service",
         description="Ingests what the buses publish, keeps live state and ETAs, publishes "
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.duration)
         if args.command == "onboard":
             return _run_onboard(args.config)
+        if args.command == "kiosk":
+            return _run_kiosk(args.config)
         if args.import_appointments:
             return _import_appointments(args.config, args.import_appointments, args.vehicle,
                                         args.date)
@@ -113,6 +126,16 @@ def _run_onboard(config: Path) -> int:
     settings = load_onboard(config)
     source = GpsdSource(settings.gps.host, settings.gps.port, timeout_s=settings.gps.timeout_s)
     Agent(settings, source, SystemClock()).run(stop_on_signals())
+    return 0
+
+
+def _run_kiosk(config: Path) -> int:
+    from medicobus.clock import clock_from_env
+    from onboard.config import load_onboard
+    from onboard.kiosk.app import run_kiosk
+
+    logging.getLogger().handlers.clear()  # the screen is the kiosk's: no log lines on it
+    run_kiosk(load_onboard(config), clock_from_env(os.environ))
     return 0
 
 

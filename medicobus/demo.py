@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import socket
 import tempfile
@@ -17,13 +18,15 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from ground.appointments import Booking, hashed
 from ground.fleet import Fleet, day_plan, load_fleet
 from ground.service import GroundService, GroundSettings, HttpSettings
+from medicobus import contract
 from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
 from medicobus.clock import AcceleratedClock
 from medicobus.mqtt import BrokerSettings
 from onboard.agent import Agent
-from onboard.config import GpsSettings, OnboardSettings
+from onboard.config import GpsSettings, KioskSettings, OnboardSettings
 from onboard.telemetry.fix import GpsSource
 from onboard.telemetry.gps import GpsdSource
 from onboard.telemetry.nmea import sentences
@@ -36,6 +39,11 @@ FLEET_FILE = Path(__file__).parent / "defaults" / "fleet.toml"
 DEPOT = (48.5206, 0.5468)  # Mortagne-au-Perche, where the demo bus sleeps
 LATE_START = timedelta(minutes=12)  # the morning starts late: watch it propagate
 DAY_STARTS = time(7, 50)
+# The demo's patients: invented, for trying the kiosk. (last name, birth date)
+PATIENTS = [("N'Diaye", date(1948, 3, 7)), ("Lefèvre-Dupont", date(1951, 11, 2)),
+            ("Martin", date(1937, 5, 14)), ("Da Silva", date(1960, 9, 21)),
+            ("Œuvray", date(1939, 12, 12)), ("Nguyen", date(1972, 1, 30)),
+            ("Bernard", date(1985, 6, 5)), ("Moreau", date(1944, 8, 18))]
 FIXES_PER_REAL_S = 5
 
 
@@ -69,22 +77,29 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     broker = _start_broker(broker_choice, workdir)
     stack.callback(broker.stop)
     port = http_port if _port_free(http_port) else free_port()
+    key_file = workdir / "checkin.key"  # the secret the ground and the bus share
+    key_file.write_text(secrets.token_hex(32))
     ground = GroundService(
         GroundSettings(fleet=FLEET_FILE, database=workdir / "ground.db",
+                       checkin_key_file=key_file,
                        broker=BrokerSettings(port=broker.port, keepalive_s=10),
                        http=HttpSettings(port=port)),
         clock, fleet=fleet,
     )  # fmt: skip
+    plan = day_plan(fleet, vehicle, day)
+    bookings = demo_bookings(plan)
+    ground.store.save_appointments(
+        hashed(bookings, fleet, vehicle, day, key_file.read_bytes().strip()))
     ground.start()
     ground.serve_http()
 
-    tournee = Tournee.build(day_plan(fleet, vehicle, day), depot=DEPOT,
+    tournee = Tournee.build(plan, depot=DEPOT,
                             start_delay_s=LATE_START.total_seconds(), seed=1)
     source = _gps_source(gps_choice, tournee, clock, workdir, stack)
     settings = OnboardSettings(
         vehicle=vehicle, data_dir=workdir / "bus",
         broker=BrokerSettings(port=broker.port, keepalive_s=10),
-        gps=GpsSettings(poll_s=1.0),
+        gps=GpsSettings(poll_s=1.0), kiosk=KioskSettings(key_file=key_file),
     )  # fmt: skip
     agent = Agent(settings, source, clock)
     bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
@@ -98,6 +113,19 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     ground.stop()
     stack.close()
     return 0
+
+
+def demo_bookings(plan: contract.Plan) -> list[Booking]:
+    """Three or so bookings per visit, half an hour apart from a quarter past opening."""
+    bookings: list[Booking] = []
+    people = iter(PATIENTS * 4)
+    for v in plan.visits:
+        at = v.arrive + timedelta(minutes=15)
+        while at < v.depart - timedelta(minutes=30) and len(bookings) < len(PATIENTS):
+            name, birth = next(people)
+            bookings.append(Booking(f"RDV-{len(bookings) + 101}", at, name, birth))
+            at += timedelta(minutes=30)
+    return bookings
 
 
 def _start_broker(choice: str, workdir: Path) -> Broker:

@@ -214,7 +214,7 @@ class Link:
 
     @staticmethod
     def _channel(kind: str) -> contract.Channel:
-        return contract.Channel.EVENT if kind == "event" else contract.Channel.POSITION
+        return contract.Channel(kind)  # each item kind has the channel of the same name
 
     def _status(self, state: str, reason: str | None = None) -> bytes:
         return contract.Status(vehicle=self.vehicle, ts=self.clock.now(), state=state,  # type: ignore[arg-type]

@@ -58,7 +58,8 @@ class Outbox:
         self.thinned = 0
         self._rows = self._count()  # kept up to date: counting the table on every put is O(n)
 
-    def put(self, message: contract.Position | contract.VisitEvent) -> None:
+    def put(self, message: contract.Position | contract.VisitEvent | contract.TicketEvent
+            | contract.QueueState) -> None:
         """Store durably; returns once the row is on disk."""
         with self._lock:
             cur = self.db.execute(

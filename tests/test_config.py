@@ -115,7 +115,7 @@ def test_the_command_checks_a_good_config(capsys: pytest.CaptureFixture[str]) ->
     assert "1 vehicles, 5 stops" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["demo", "onboard", "ground"])
+@pytest.mark.parametrize("command", ["demo", "onboard", "kiosk", "ground"])
 def test_each_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])

@@ -22,11 +22,12 @@ def test_every_kind_has_a_valid_example() -> None:
             for item in example["items"]:
                 item["id"] = item["id"] * 4
         payload = json.dumps(example)
-        message = (contract.parse_plan(payload) if example["kind"] == "plan"
-                   else contract.parse_uplink(payload))  # fmt: skip
+        parse = {"plan": contract.parse_plan, "appointments": contract.parse_appointments}
+        message = parse.get(example["kind"], contract.parse_uplink)(payload)
         kinds.append(message.kind)
         assert message.vehicle == "perche-1"
-    assert sorted(kinds) == ["batch", "event", "plan", "position", "status"]
+    assert sorted(kinds) == sorted(["appointments", "batch", "event", "plan", "position",
+                                    "queue", "status", "ticket"])
 
 
 def test_topics_in_the_doc_are_the_contracts() -> None:
