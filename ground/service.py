@@ -110,6 +110,8 @@ class GroundService:
         while not self._stop.wait(2.0):
             if self.ingest.connected.is_set():
                 today = self.board.today()
+                if self.plans.published_for != today:  # a new day: yesterday's bookings go
+                    self.store.forget_appointments(before=today)
                 self.plans.publish_if_new_day(today)
                 # Imported by `medicobus ground --import-appointments`, another process.
                 self.plans.publish_appointments(self.store.appointments(today))

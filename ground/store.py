@@ -159,6 +159,14 @@ class Store:
             )  # fmt: skip
 
     @_locked
+    def forget_appointments(self, before: date) -> int:
+        """Drop hashed booking sets of past days: once the day is over they serve nothing."""
+        with self.db.conn:
+            cur = self.db.execute("DELETE FROM appointment_sets WHERE day < ?",
+                                  [before.isoformat()])
+        return int(cur.rowcount)
+
+    @_locked
     def appointments(self, day: date) -> list[contract.Appointments]:
         rows = self.db.execute("SELECT body FROM appointment_sets WHERE day = ?",
                                [day.isoformat()])

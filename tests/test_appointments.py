@@ -121,3 +121,15 @@ def test_imported_bookings_reach_the_bus_as_digests_only(
     link.stop()
     spy.loop_stop()
     g.stop()
+
+
+def test_past_days_bookings_are_forgotten(tmp_path: Path) -> None:
+    from ground.store import Store
+
+    fleet = load_fleet(FLEET)
+    store = Store(tmp_path / "g.db")
+    bookings = read_bookings(write_csv(tmp_path), MONDAY, fleet)
+    store.save_appointments(hashed(bookings, fleet, VEHICLE, MONDAY, KEY))
+    assert store.forget_appointments(before=MONDAY) == 0
+    assert store.forget_appointments(before=date(2026, 11, 24)) == 1
+    assert store.appointments(MONDAY) == []
