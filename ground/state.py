@@ -30,6 +30,10 @@ class VehicleState:
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
     queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
+    # (sensor, quantity) -> the latest sample: (time, value or None when flagged, flag)
+    readings: dict[tuple[str, str], tuple[datetime, float | None, str | None]] = field(
+        default_factory=dict)
+    codes: dict[str, tuple[datetime, list[str]]] = field(default_factory=dict)  # by sensor
 
     def presence(self, now: datetime, stale_after: timedelta) -> str:
         if self.connection == "offline":
@@ -67,7 +71,8 @@ class LiveState:
         return s
 
     def apply(self, message: contract.Position | contract.VisitEvent | contract.Status
-              | contract.TicketEvent | contract.QueueState, received: datetime) -> None:
+              | contract.TicketEvent | contract.QueueState | contract.Reading,
+              received: datetime) -> None:
         with self._lock:
             s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
@@ -86,5 +91,16 @@ class LiveState:
                 known = s.queues.get(message.visit)
                 if known is None or message.ts >= known.ts:
                     s.queues[message.visit] = message
+            elif isinstance(message, contract.Reading):
+                _apply_reading(s, message)
             # A TicketEvent is history for the funders' figures; the QueueState that
             # follows it carries what the live view needs.
+
+
+def _apply_reading(s: VehicleState, r: contract.Reading) -> None:
+    for quantity in {*r.values, *r.flags}:
+        key = (r.sensor, quantity)
+        if key not in s.readings or r.ts >= s.readings[key][0]:
+            s.readings[key] = (r.ts, r.values.get(quantity), r.flags.get(quantity))
+    if r.codes is not None and (r.sensor not in s.codes or r.ts >= s.codes[r.sensor][0]):
+        s.codes[r.sensor] = (r.ts, list(r.codes))

@@ -7,6 +7,7 @@ a lost acknowledgement, a backlog drained after live data) is recognised and ski
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import sqlite_utils
 from medicobus import contract
 
 Message = (contract.Position | contract.VisitEvent | contract.Status | contract.TicketEvent
-           | contract.QueueState)  # fmt: skip
+           | contract.QueueState | contract.Reading)  # fmt: skip
 MAX_DEAD_PAYLOAD = 64 * 1024
 T = TypeVar("T")
 
@@ -45,6 +46,15 @@ CREATE TABLE IF NOT EXISTS queue_states (
     in_consultation INTEGER NOT NULL, booked_remaining INTEGER NOT NULL, last_booked TEXT,
     consult_min REAL NOT NULL, wait_min INTEGER NOT NULL, received TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_states_visit ON queue_states(visit, ts);
+CREATE TABLE IF NOT EXISTS readings (
+    id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, sensor TEXT NOT NULL,
+    [values] TEXT NOT NULL, flags TEXT NOT NULL, codes TEXT, received TEXT NOT NULL);
+-- One row per quantity of each reading, for charts, exports and alerts; flagged values
+-- (impossible, NaN...) keep their flag and no value: never stored as truth.
+CREATE TABLE IF NOT EXISTS samples (
+    vehicle TEXT NOT NULL, sensor TEXT NOT NULL, quantity TEXT NOT NULL, ts TEXT NOT NULL,
+    value REAL, flag TEXT, reading TEXT NOT NULL, PRIMARY KEY (reading, quantity));
+CREATE INDEX IF NOT EXISTS samples_series ON samples(vehicle, sensor, quantity, ts);
 CREATE TABLE IF NOT EXISTS appointment_sets (
     vehicle TEXT NOT NULL, day TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (vehicle, day));
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -53,10 +63,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 _TABLES = {"position": "positions", "event": "events", "status": "statuses",
-           "ticket": "tickets", "queue": "queue_states"}
+           "ticket": "tickets", "queue": "queue_states", "reading": "readings"}
+_JSON_COLUMNS = {"values", "flags", "codes"}
 _MODELS: dict[str, type[Message]] = {
     "position": contract.Position, "event": contract.VisitEvent, "status": contract.Status,
-    "ticket": contract.TicketEvent, "queue": contract.QueueState,
+    "ticket": contract.TicketEvent, "queue": contract.QueueState, "reading": contract.Reading,
 }
 
 
@@ -104,10 +115,14 @@ class Store:
             for table, rows in by_table.items():
                 columns = self._columns[table]
                 self.db.conn.executemany(
-                    f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+                    f"INSERT OR IGNORE INTO {table} ({', '.join(f'[{c}]' for c in columns)}) "
                     f"VALUES ({', '.join('?' * len(columns))})",
                     rows,
                 )
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [row for m, _ in fresh if isinstance(m, contract.Reading) for row in _samples(m)],
+            )
         return fresh
 
     def _known_ids(self, messages: list[tuple[Message, datetime]]) -> set[str]:
@@ -146,7 +161,8 @@ class Store:
                 f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.isoformat()]
             ):
                 received = datetime.fromisoformat(row.pop("received"))
-                clean = {k: v for k, v in row.items() if v is not None}
+                clean = {k: json.loads(v) if k in _JSON_COLUMNS and v is not None else v
+                         for k, v in row.items() if v is not None}
                 yield model.model_validate({**clean, "kind": kind}), received
 
     @_locked
@@ -172,6 +188,17 @@ class Store:
                                [day.isoformat()])
         return [contract.Appointments.model_validate_json(r[0]) for r in rows]
 
+    @_locked
+    def series(self, vehicle: str, sensor: str, quantity: str,
+               since: datetime) -> list[tuple[datetime, float | None, str | None]]:
+        """One quantity's samples since `since`, oldest first: (time, value, flag)."""
+        rows = self.db.execute(
+            "SELECT ts, value, flag FROM samples WHERE vehicle = ? AND sensor = ? "
+            "AND quantity = ? AND ts >= ? ORDER BY ts",
+            [vehicle, sensor, quantity, since.isoformat()],
+        )
+        return [(datetime.fromisoformat(ts), value, flag) for ts, value, flag in rows]
+
     def legs(self, since: datetime) -> Iterator[tuple[str, str, float]]:
         """Observed travel times: each departure from a stop to the bus's next arrival."""
         previous: dict[str, tuple[str, datetime]] = {}
@@ -194,4 +221,13 @@ class Store:
 
 def _column(message: Message, column: str, received: datetime) -> Any:
     value = received if column == "received" else getattr(message, column)
-    return value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _samples(r: contract.Reading) -> Iterator[tuple[Any, ...]]:
+    ts = r.ts.isoformat()
+    for quantity in {*r.values, *r.flags}:
+        yield (r.vehicle, r.sensor, quantity, ts, r.values.get(quantity), r.flags.get(quantity),
+               r.id)

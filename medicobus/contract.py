@@ -38,12 +38,13 @@ class Channel(StrEnum):
     BATCH = "batch"  # bus -> ground, backlog drained after an outage
     TICKET = "ticket"  # bus -> ground, anonymous: a patient's ticket changed state
     QUEUE = "queue"  # bus -> ground, anonymous: the waiting room at the current visit
+    READING = "reading"  # bus -> ground: equipment sensors (engine, house battery, fridge)
     PLAN = "plan"  # ground -> bus, retained: the day's visits
     APPOINTMENTS = "appointments"  # ground -> bus, retained: the day's bookings, hashed
 
 
 UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH,
-                   Channel.TICKET, Channel.QUEUE)
+                   Channel.TICKET, Channel.QUEUE, Channel.READING)
 DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS)
 
 
@@ -147,7 +148,28 @@ class QueueState(_Message):
     wait_min: Annotated[int, Field(ge=0, le=10_000)]  # for someone checking in now
 
 
-Item = Annotated[Position | VisitEvent | TicketEvent | QueueState, Field(discriminator="kind")]
+Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Flag = Literal["nan", "infinite", "out_of_range", "crc", "power_on_reset", "stale"]
+
+
+class Reading(_Message):
+    """Readings of one equipment sensor on the bus: the quantities that moved beyond their
+    deadband, or all of them at the sensor's heartbeat. Names carry their unit
+    (`coolant_c`, `soc_pct`, `voltage_v`). A value the sensor gave that cannot be true is
+    sent as null with a flag saying why, so the ground never stores it as truth."""
+
+    kind: Literal["reading"] = "reading"
+    sensor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]  # "engine", "fridge"…
+    values: Annotated[dict[Quantity, Annotated[float, Field(allow_inf_nan=False)] | None],
+                      Field(max_length=40)]
+    flags: Annotated[dict[Quantity, Flag], Field(max_length=40)] = {}
+    # Codes the sensor reports as set now: OBD-II trouble codes ("P0301"), battery alarms.
+    codes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]],
+                     Field(max_length=50)] | None = None
+
+
+Item = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading,
+                 Field(discriminator="kind")]
 
 
 class Batch(_Message):
@@ -157,7 +179,7 @@ class Batch(_Message):
     items: Annotated[list[Item], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
-Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Status | Batch,
+Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch,
                    Field(discriminator="kind")]
 _uplink = TypeAdapter(Uplink)
 
@@ -230,7 +252,7 @@ def identity_digest(key: bytes, day: date, last_name: str, birth: date) -> str:
 
 def parse_uplink(
     payload: bytes | str,
-) -> Position | VisitEvent | TicketEvent | QueueState | Status | Batch:
+) -> Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch:
     """Validate an uplink payload; raise ContractError saying what is wrong."""
     try:
         return _uplink.validate_json(payload)

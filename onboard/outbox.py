@@ -59,7 +59,7 @@ class Outbox:
         self._rows = self._count()  # kept up to date: counting the table on every put is O(n)
 
     def put(self, message: contract.Position | contract.VisitEvent | contract.TicketEvent
-            | contract.QueueState) -> None:
+            | contract.QueueState | contract.Reading) -> None:
         """Store durably; returns once the row is on disk."""
         with self._lock:
             cur = self.db.execute(

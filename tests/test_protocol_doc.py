@@ -27,7 +27,7 @@ def test_every_kind_has_a_valid_example() -> None:
         kinds.append(message.kind)
         assert message.vehicle == "perche-1"
     assert sorted(kinds) == sorted(["appointments", "batch", "event", "plan", "position",
-                                    "queue", "status", "ticket"])
+                                    "queue", "reading", "status", "ticket"])
 
 
 def test_topics_in_the_doc_are_the_contracts() -> None:
