@@ -62,8 +62,11 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
+        # A session of its own: Ctrl-C on the demo must not kill the broker before the
+        # services that use it have said goodbye.
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf_path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         try:
             wait_for_port(self.port)
         except TimeoutError:

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="how many times faster than real time (default: 30)")
     demo.add_argument("--http-port", type=int, default=8080,
                       help="port of the web pages (default: 8080; a free one if taken)")
+    demo.add_argument("--kiosk-port", type=int, default=8081,
+                      help="port of the kiosk in a browser (default: 8081; a free one if taken)")
     demo.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto",
                       help="which broker to run (default: Mosquitto when installed)")
     demo.add_argument("--gps", choices=["auto", "gpsd", "simulated"], default="auto",
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             from medicobus.demo import run_demo
 
             return run_demo(args.speed, args.http_port, args.broker, args.gps, args.data_dir,
-                            args.duration)
+                            args.duration, args.kiosk_port)
         if args.command == "onboard":
             return _run_onboard(args.config)
         if args.command == "kiosk":
@@ -134,8 +136,12 @@ def _run_kiosk(config: Path) -> int:
     from onboard.config import load_onboard
     from onboard.kiosk.app import run_kiosk
 
-    logging.getLogger().handlers.clear()  # the screen is the kiosk's: no log lines on it
-    run_kiosk(load_onboard(config), clock_from_env(os.environ))
+    settings = load_onboard(config)
+    # The screen is the patients': log lines go to a file beside the kiosk's data.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=settings.data_dir / "kiosk.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    run_kiosk(settings, clock_from_env(os.environ))
     return 0
 
 

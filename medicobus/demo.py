@@ -8,10 +8,14 @@ consults at each commune; the mairie pages follow it live.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from datetime import date, datetime, time, timedelta
@@ -23,6 +27,7 @@ from ground.fleet import Fleet, day_plan, load_fleet
 from ground.service import GroundService, GroundSettings, HttpSettings
 from medicobus import contract
 from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
+from medicobus.clock import ENV as CLOCK_ENV
 from medicobus.clock import AcceleratedClock
 from medicobus.mqtt import BrokerSettings
 from onboard.agent import Agent
@@ -63,7 +68,7 @@ def service_day(fleet: Fleet, vehicle: str, today: date) -> date:
 
 
 def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
-             data_dir: Path | None, duration: float | None) -> int:
+             data_dir: Path | None, duration: float | None, kiosk_port: int = 8081) -> int:
     from medicobus.cli import stop_on_signals
 
     fleet = load_fleet(FLEET_FILE)
@@ -104,8 +109,10 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     agent = Agent(settings, source, clock)
     bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
     bus.start()
+    kiosk = _serve_kiosk(settings, clock, workdir, stack, kiosk_port)
 
     _print_welcome(fleet, day, port, speed, broker, source, workdir)
+    _print_kiosk(kiosk, bookings, fleet)
     stop.wait(duration)
     stop.set()
     print("\nStopping…")
@@ -126,6 +133,53 @@ def demo_bookings(plan: contract.Plan) -> list[Booking]:
             bookings.append(Booking(f"RDV-{len(bookings) + 101}", at, name, birth))
             at += timedelta(minutes=30)
     return bookings
+
+
+def _serve_kiosk(settings: OnboardSettings, clock: AcceleratedClock, workdir: Path,
+                 stack: contextlib.ExitStack, port: int) -> tuple[int, Path, str]:
+    """The bus's kiosk, in a browser through textual-serve, on the demo's clock and data."""
+    config = workdir / "onboard.toml"
+    config.write_text(  # JSON strings are valid TOML basic strings
+        f"vehicle = {json.dumps(settings.vehicle)}\n"
+        f"data_dir = {json.dumps(str(settings.data_dir))}\n"
+        f"[kiosk]\nkey_file = {json.dumps(str(settings.kiosk.key_file))}\n",
+        encoding="utf-8",
+    )
+    port = port if _port_free(port) else free_port()
+    env = {**os.environ, CLOCK_ENV: clock.to_env()}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "onboard.kiosk", "--config", str(config), "--serve",
+         "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "kiosk.log").open("wb"),
+        start_new_session=True,  # stopped by us, after the rest, not by the terminal's Ctrl-C
+    )  # fmt: skip
+    stack.callback(_terminate, server)
+    return port, config, clock.to_env()
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _print_kiosk(kiosk: tuple[int, Path, str], bookings: list[Booking], fleet: Fleet) -> None:
+    port, config, clock = kiosk
+    zone = fleet.zone
+    lines = [
+        "",
+        "The kiosk on the bus (it opens when the bus arrives at a stop):",
+        f"  http://127.0.0.1:{port}/            in a browser (touch or mouse)",
+        f"  {CLOCK_ENV}='{clock}' medicobus kiosk --config {config}",
+        "                                     or in a terminal",
+        "  Booked patients to try (last name, birth date, time):",
+    ]
+    lines += [f"    {b.last_name:<16} {b.birth:%d/%m/%Y}  {b.time.astimezone(zone):%H:%M}"
+              for b in bookings[:4]]
+    lines.append("  Staff mode: the « Personnel » button, PIN 2468.")
+    print("\n".join(lines), flush=True)
 
 
 def _start_broker(choice: str, workdir: Path) -> Broker:

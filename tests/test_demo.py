@@ -19,10 +19,10 @@ from tests.harness import wait_until
 @pytest.mark.parametrize("options", [["--broker", "mosquitto", "--gps", "gpsd"],
                                      ["--broker", "embedded", "--gps", "simulated"]])
 def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list[str]) -> None:
-    port = free_port()
+    port, kiosk_port = free_port(), free_port()
     demo = subprocess.Popen(
         [sys.executable, "-m", "medicobus.cli", "demo", "--speed", "120", "--http-port",
-         str(port), "--data-dir", str(tmp_path), *options],
+         str(port), "--kiosk-port", str(kiosk_port), "--data-dir", str(tmp_path), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -42,12 +42,23 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
         assert len(set(moving)) >= 2, seen  # the ETA changed live while the bus drove
         page = httpx.get(f"http://127.0.0.1:{port}/communes/61309").text
         assert "Nocé" in page and "Prochain passage" in page
+        # The bus's kiosk is offered in a browser (textual-serve), on the bus's data.
+        wait_until(lambda: _status(f"http://127.0.0.1:{kiosk_port}/") == 200,
+                   what="the kiosk served")
     finally:
         demo.send_signal(signal.SIGINT)
         out, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0, out
     assert f"http://127.0.0.1:{port}/communes/61309" in out
+    assert f"http://127.0.0.1:{kiosk_port}/" in out
     assert "Traceback" not in out
+
+
+def _status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
 
 
 def _get(url: str) -> dict | None:  # type: ignore[type-arg]

@@ -1,0 +1,255 @@
+"""The check-in kiosk on the bus's touchscreen (Textual).
+
+`KioskApp` is built from explicit collaborators (the queue, how to load the day's bookings
+and the current visit, the settings and the clock) so tests drive it with Textual's Pilot
+against a temporary queue and a fixed clock; `run_kiosk` wires the real ones from the
+onboard configuration. Check-in never needs the network: everything it reads is on disk
+(the plan and bookings the agent stored), everything it writes goes to the queue's file
+and the outbox, which the agent's link drains when the bus has signal.
+
+Screens (in `screens/`): welcome (language) → choice → appointment (last name, birth date
+or code, confirmation) or walk-in (privacy notice, first name, birth year, reason) → ticket;
+an idle warning over any of them; staff mode behind a PIN (F12 or the discreet ⚙ button).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Button, Input
+
+from medicobus import contract
+from medicobus.clock import Clock
+from onboard.config import KioskSettings, OnboardSettings
+from onboard.kiosk import i18n
+from onboard.kiosk.matching import AppointmentBook
+from onboard.kiosk.queue import PatientQueue, Ticket, current_visit
+from onboard.kiosk.screens.idle import IdleWarningScreen
+from onboard.kiosk.screens.staff import ConfirmEndScreen, PinScreen, StaffScreen
+from onboard.kiosk.screens.ticket import TicketScreen
+from onboard.kiosk.screens.welcome import WelcomeScreen
+from onboard.kiosk.session import LOCAL_TZ, Session, StaffLock
+
+log = logging.getLogger(__name__)
+
+# For the startup benchmark and smoke tests: write the monotonic time at which the welcome
+# screen is ready to this file, and exit if the second variable is set.
+READY_FILE_ENV = "MEDICOBUS_KIOSK_READY_FILE"
+EXIT_ON_READY_ENV = "MEDICOBUS_KIOSK_EXIT_ON_READY"
+
+_ACTIVITY = (events.Key, events.MouseDown, events.MouseUp, events.MouseScrollDown,
+             events.MouseScrollUp, events.Paste)
+
+STATE_EVERY_S = 120.0  # a fresh queue state for the ground at least this often
+
+
+class KioskApp(App[None], inherit_bindings=False):
+    """The kiosk. No Ctrl+Q for patients (staff mode has it); F12 opens staff mode."""
+
+    CSS_PATH = "kiosk.tcss"
+    TITLE = "Médicobus"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("f12", "staff", show=False, priority=True)]
+
+    def __init__(self, queue: PatientQueue, book_loader: Callable[[], AppointmentBook],
+                 visit_loader: Callable[[], contract.PlannedVisit | None],
+                 settings: KioskSettings, clock: Clock, *, visit_poll_s: float = 15.0,
+                 ready_file: Path | None = None, exit_on_ready: bool = False) -> None:
+        super().__init__()
+        self.queue = queue
+        self.book_loader = book_loader
+        self.visit_loader = visit_loader
+        self.settings = settings
+        self.clock = clock
+        self.visit_poll_s = visit_poll_s
+        self.ready_file = ready_file
+        self.exit_on_ready = exit_on_ready
+        self.visit: contract.PlannedVisit | None = None
+        self.session = Session(settings.language)
+        self.last_called: int | None = None
+        self.staff_lock = StaffLock()
+        self._last_activity = time.monotonic()
+        self._booked: tuple[str, ...] | None = None
+        i18n.set_language(settings.language)
+
+    # --- lifecycle ---
+
+    def get_default_screen(self) -> Screen[None]:
+        return WelcomeScreen()
+
+    def on_mount(self) -> None:
+        self.refresh_visit(repaint=False)
+        self.set_interval(self.visit_poll_s, self.refresh_visit)
+        self.set_interval(min(1.0, self.settings.idle_warning_s / 4), self.idle_tick)
+        self.set_interval(3600, self._purge)
+        # Waits shrink as time passes even when nobody touches the kiosk: let the commune's
+        # page (and the ground's departure forecast) follow.
+        self.set_interval(STATE_EVERY_S, self._publish_state)
+
+    def on_ready(self) -> None:
+        if self.ready_file is not None:
+            self.ready_file.write_text(f"{time.monotonic()}\n")
+        if self.exit_on_ready:
+            self.exit()
+
+    def _purge(self) -> None:
+        self.queue.purge()
+
+    def _publish_state(self) -> None:
+        if self.queue.visit is not None and self.queue.is_open:
+            self.queue.publish_state()
+
+    # --- the day: which visit, which bookings ---
+
+    def refresh_visit(self, repaint: bool = True) -> None:
+        """Follow the bus: open the queue at the visit it is at, with that visit's
+        bookings; reopen with fresh bookings when the ground sent new ones."""
+        was_open = self.is_open()
+        try:
+            visit = self.visit_loader()
+        except Exception:  # a damaged plan file must not take the kiosk down
+            log.exception("kiosk: cannot read the current visit")
+            visit = None
+        if visit is not None:
+            try:
+                booked = self.book().for_visit(visit.visit)
+            except Exception:
+                log.exception("kiosk: cannot read the day's appointments")
+                booked = []
+            key = (visit.visit, *sorted(b.appointment for b in booked))
+            if self.queue.visit != visit.visit or key != self._booked:
+                if self.queue.visit != visit.visit:
+                    self.last_called = None
+                self.queue.open(visit.visit, booked=booked)
+                self._booked = key
+        self.visit = visit
+        if repaint and was_open != self.is_open() and isinstance(self.screen, WelcomeScreen):
+            self.screen.refresh_words()
+
+    def book(self) -> AppointmentBook:
+        return self.book_loader()
+
+    def visit_id(self) -> str | None:
+        return self.visit.visit if self.visit is not None else None
+
+    def is_open(self) -> bool:
+        """Check-in is possible: the bus is at a visit and staff has not ended it."""
+        return (self.visit is not None and self.queue.visit == self.visit.visit
+                and self.queue.is_open)
+
+    def checked_in(self) -> set[str]:
+        """Appointment ids that already have a ticket at this visit."""
+        return {t.appointment for t in self.queue.tickets() if t.appointment}
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(LOCAL_TZ).date()
+
+    # --- the patient's session ---
+
+    def set_language(self, lang: str) -> None:
+        self.session.language = lang
+        i18n.set_language(lang)
+
+    def show_ticket(self, ticket: Ticket) -> None:
+        self.push_screen(TicketScreen(ticket))
+
+    def finish_session(self) -> None:
+        """Back to the welcome screen with nothing of this patient left: every screen they
+        filled is removed (with its fields), the session is new, the language the default."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.session = Session(self.settings.language)
+        i18n.set_language(self.settings.language)
+        self._last_activity = time.monotonic()
+        welcome = self.screen
+        if isinstance(welcome, WelcomeScreen):
+            welcome.refresh_words()
+
+    # --- idle: warn, then clear everything ---
+
+    def note_activity(self) -> None:
+        self._last_activity = time.monotonic()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, _ACTIVITY):
+            self.note_activity()
+        await super().on_event(event)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.note_activity()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.note_activity()
+
+    def at_rest(self) -> bool:
+        """Nothing of anyone's on screen: the welcome screen in the default language."""
+        return (len(self.screen_stack) == 1
+                and self.session.language == self.settings.language)
+
+    def idle_tick(self) -> None:
+        if self.at_rest() or isinstance(self.screen, TicketScreen):
+            self.note_activity()  # the ticket screen clears itself on its own timer
+            return
+        idle = time.monotonic() - self._last_activity
+        if idle >= self.settings.idle_reset_s:
+            log.info("kiosk: idle for %.0f s, clearing the session", idle)
+            self.finish_session()
+        elif idle >= self.settings.idle_warning_s and not isinstance(
+                self.screen, IdleWarningScreen | ConfirmEndScreen):
+            self.push_screen(IdleWarningScreen(), lambda _: self.note_activity())
+
+    # --- staff ---
+
+    def action_staff(self) -> None:
+        if isinstance(self.screen, PinScreen | StaffScreen | ConfirmEndScreen):
+            return
+        self.note_activity()
+        self.push_screen(PinScreen())
+
+
+def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> KioskApp:
+    """The kiosk wired to the bus's real stores under `settings.data_dir`."""
+    from onboard.outbox import Outbox
+    from onboard.plan import PlanStore
+
+    kiosk = settings.kiosk
+    try:
+        key = kiosk.key()
+    except OSError as exc:
+        raise SystemExit(f"kiosk: cannot read the check-in key {kiosk.key_file}: {exc}") from None
+    plans = PlanStore(settings.data_dir / "plan.db")
+    outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows)
+    queue = PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
+                         default_consult_min=kiosk.default_consult_min,
+                         retention=timedelta(hours=kiosk.retention_hours))
+
+    def load_book() -> AppointmentBook:
+        return AppointmentBook(plans.load_appointments(), key)
+
+    def load_visit() -> contract.PlannedVisit | None:
+        return current_visit(plans.load(), plans.progress(), clock.now())
+
+    ready = os.environ.get(READY_FILE_ENV)
+    return KioskApp(queue, load_book, load_visit, kiosk, clock,
+                    ready_file=Path(ready) if ready else None,
+                    exit_on_ready=bool(os.environ.get(EXIT_ON_READY_ENV)),
+                    **options)  # type: ignore[arg-type]
+
+
+def run_kiosk(settings: OnboardSettings, clock: Clock) -> None:
+    """Run the kiosk full screen in this terminal until staff quits it (Ctrl+Q in staff
+    mode) or the process is stopped."""
+    app = build_app(settings, clock)
+    try:
+        app.run()
+    finally:
+        app.queue.close()

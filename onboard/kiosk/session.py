@@ -1,0 +1,87 @@
+"""What the kiosk holds about the patient in front of it, and how it words things.
+
+One `Session` per patient: created empty, filled screen by screen, and replaced by a fresh
+one when the kiosk returns to the welcome screen (after a ticket, or the idle reset), so
+the next patient can never see the previous one's data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from medicobus import contract
+from onboard.kiosk.i18n import N_, _
+
+# The médicobus tours French communes: appointment times are shown in French local time.
+LOCAL_TZ = ZoneInfo("Europe/Paris")
+
+
+@dataclass
+class Session:
+    """The current patient's answers; never written to disk by the kiosk itself."""
+
+    language: str
+    last_name: str = ""
+    birth: date | None = None
+    appointment: contract.BookedAppointment | None = None
+    initials: str = ""
+    birth_year: int | None = None
+    reason: str = ""
+    tried_code: bool = False
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StaffLock:
+    """Wrong PIN attempts at the staff door, kept across visits to the PIN screen."""
+
+    failures: int = 0
+    locked_until: datetime | None = None
+
+
+# What an `InputError.code` means, in words a patient understands; screens override some
+# (a date field's "bad characters" is not a name field's).
+ERRORS: dict[str, str] = {
+    "empty": N_("Please write something first."),
+    "too_long": N_("This is too long. Please write less."),
+    "bad_characters": N_("Please use letters only."),
+    "bad_date": N_("We do not understand this date. Example: 14 07 1950."),
+    "future_date": N_("This date is in the future. Please check it."),
+    "too_old": N_("This date is too old. Please check it."),
+    "unknown": N_("We cannot find your appointment. Please check, or ask the assistant."),
+    "already": N_("You are already checked in. Please sit down. We will call you."),
+    "closed": N_("Check-in is closed here now. Please ask the assistant."),
+}
+
+REASONS: dict[str, str] = {
+    "consultation": N_("See the doctor"),
+    "renewal": N_("Renew a prescription"),
+    "vaccination": N_("A vaccine"),
+    "other": N_("Something else"),
+}
+
+STATUSES: dict[str, str] = {
+    "waiting": N_("waiting"),
+    "called": N_("called"),
+    "seen": N_("seen"),
+    "absent": N_("absent"),
+}
+
+
+def error_text(code: str, overrides: dict[str, str] | None = None) -> str:
+    message = (overrides or {}).get(code) or ERRORS.get(code) or N_("Please check and try again.")
+    return _(message)
+
+
+def clock_time(moment: datetime) -> str:
+    """14 h 05 in French, 14:05 in English: the words come from the catalog."""
+    local = moment.astimezone(LOCAL_TZ)
+    return _("{hour}:{minute:02d}").format(hour=local.hour, minute=local.minute)
+
+
+def wait_minutes(wait: timedelta) -> int:
+    """Whole minutes, rounded up, never shown as a range the patient must interpret."""
+    return max(0, math.ceil(wait.total_seconds() / 60))

@@ -1,0 +1,96 @@
+"""The kiosk's building blocks: big buttons, big text, and the pieces every screen shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Button, Digits, Input, Static
+
+from onboard.kiosk.i18n import _
+
+
+class BigButton(Button):
+    """A button several lines high, easy to hit with a finger and to see."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_class("big")  # kept when a caller passes classes of its own
+
+
+class Title(Static):
+    """The one sentence that says what this screen is for."""
+
+    DEFAULT_CLASSES = "title"
+
+
+class Say(Static):
+    """A short sentence of explanation."""
+
+    DEFAULT_CLASSES = "say"
+
+
+class Problem(Static):
+    """Where a friendly error appears, in place, next to what caused it. Empty by default."""
+
+    DEFAULT_CLASSES = "problem"
+
+    text = ""
+
+    def show(self, text: str) -> None:
+        self.text = text
+        self.update(text)
+        self.set_class(bool(text), "visible")
+
+    def clear(self) -> None:
+        self.show("")
+
+
+class KioskInput(Input):
+    """A text field sized for a large font; never restricts what can be typed, so every
+    refusal comes back as a sentence rather than a key that silently does nothing."""
+
+    DEFAULT_CLASSES = "field"
+
+
+class StaffDoor(Button):
+    """The discreet way into staff mode (F12 on a keyboard)."""
+
+    DEFAULT_CLASSES = "staff-door"
+
+    def __init__(self) -> None:
+        super().__init__("⚙", id="staff-door", tooltip=None)
+        self.can_focus = False  # patients tabbing through buttons should not land here
+
+
+class TicketNumber(Vertical):
+    """A ticket number drawn in large digits, with its word above it."""
+
+    DEFAULT_CLASSES = "ticket-number"
+
+    def __init__(self, number: int, label: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.number = number
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.label, classes="ticket-label")
+        yield Digits(str(self.number), classes="digits")
+
+
+class CallBanner(Static):
+    """"Ticket 12 → cabinet" on the patient-facing screen, after staff called someone."""
+
+    DEFAULT_CLASSES = "call-banner"
+
+    def __init__(self, number: int | None, *, id: str | None = None) -> None:
+        super().__init__(self.words(number), id=id)
+        self.number = number
+        self.display = number is not None
+
+    @staticmethod
+    def words(number: int | None) -> str:
+        if number is None:
+            return ""
+        return _("Ticket {number} → consulting room").format(number=number)
