@@ -45,13 +45,15 @@ class Ingest:
     def __init__(self, settings: BrokerSettings, store: Store, state: LiveState,
                  vehicles: set[str], on_change: Callable[[set[str]], None], clock: Clock,
                  client_id: str = "medicobus-ground",
-                 on_connected: Callable[[], None] | None = None) -> None:
+                 on_connected: Callable[[], None] | None = None,
+                 on_stored: Callable[[list[Message]], None] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.state = state
         self.vehicles = vehicles
         self.on_change = on_change
         self.on_connected = on_connected
+        self.on_stored = on_stored  # e.g. the InfluxDB export: only what was new
         self.clock = clock
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "dead_letters": 0}
         self.connected = threading.Event()
@@ -152,6 +154,8 @@ class Ingest:
             fresh = self.store.record(messages)
             if dead:
                 self.store.dead_letter(dead)
+            if self.on_stored and fresh:
+                self.on_stored([m for m, _ in fresh])
         except Exception:
             log.exception("store failed; %d messages not acknowledged, retrying", len(batch))
             return False

@@ -12,14 +12,19 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
+from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules
 from ground.board import Board
 from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet
+from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
+from ground.notify import Notifier, NotifySettings
 from ground.plans import PlanPublisher
 from ground.state import LiveState
 from ground.store import Store
 from ground.web.app import create_app
+from ground.web.auth import AuthSettings
+from ground.web.fleet import fleet_router
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
 from medicobus.settings import load_toml
@@ -45,6 +50,10 @@ class GroundSettings(BaseModel):
     checkin_key_file: Path = Path("/etc/medicobus/checkin.key")
     broker: BrokerSettings = BrokerSettings(username="ground")
     http: HttpSettings = HttpSettings()
+    dashboard: AuthSettings = AuthSettings()  # the fleet managers' accounts
+    alerts: AlertRules = DEFAULT_RULES
+    notify: NotifySettings = NotifySettings()
+    influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -67,11 +76,20 @@ class GroundService:
         self.travel = TravelModel()
         self.board = Board(self.fleet, self.state, self.travel, clock,
                            stale_after=timedelta(seconds=settings.stale_after_s))
+        n = settings.notify
+        self.notifier = Notifier(n) if (n.webhooks or n.email) else None
+        self.alerts = AlertEngine(settings.alerts, self.store, self.state, self.fleet, clock,
+                                  self.notifier,
+                                  stale_after=timedelta(seconds=settings.stale_after_s))
+        self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
+                       if settings.influxdb else None)  # fmt: skip
         self.ingest = Ingest(settings.broker, self.store, self.state,
-                             {v.id for v in self.fleet.vehicles}, self.board.notify, clock,
-                             on_connected=self._publish_plans)
+                             {v.id for v in self.fleet.vehicles}, self._changed, clock,
+                             on_connected=self._publish_plans,
+                             on_stored=self.influx.submit if self.influx else None)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
-        self.app = create_app(self.board)
+        self.app = create_app(self.board, fleet=fleet_router(
+            self.board, self.store, self.alerts, settings.dashboard))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
@@ -82,8 +100,13 @@ class GroundService:
         for message, received in self.store.history(since=midnight):
             self.state.apply(message, received)
         self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
+        self.alerts.evaluate()
+        for part in (self.notifier, self.influx):
+            if part is not None:
+                part.start()
         self.ingest.start()
         self._spawn(self._daily, "plans-daily")
+        self._spawn(self._alert_timer, "alerts")
 
     def serve_http(self) -> None:
         """Run the web server on a thread; `stop` ends it."""
@@ -99,7 +122,24 @@ class GroundService:
         self.ingest.stop()
         for t in self._threads:
             t.join(timeout=10)
+        for part in (self.influx, self.notifier):
+            if part is not None:
+                part.stop()
+        self.alerts.close()
         self.store.close()
+
+    def _changed(self, vehicles: set[str]) -> None:
+        """After each ingested batch: pages and dashboards, then alerts on the new data."""
+        self.board.notify(vehicles)
+        if self.alerts.evaluate(vehicles):
+            self.board.notify(vehicles)
+
+    def _alert_timer(self) -> None:
+        # Time alone opens some alerts (offline for 10 min, a reading held out of range).
+        while not self._stop.wait(5.0):
+            changed = self.alerts.evaluate()
+            if changed:
+                self.board.notify({a.vehicle for a in changed})
 
     def _publish_plans(self) -> None:
         today = self.board.today()

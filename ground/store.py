@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,7 +158,7 @@ class Store:
         for kind, table in _TABLES.items():
             model = _MODELS[kind]
             for row in self.db.query(
-                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.isoformat()]
+                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.astimezone(UTC).isoformat()]
             ):
                 received = datetime.fromisoformat(row.pop("received"))
                 clean = {k: json.loads(v) if k in _JSON_COLUMNS and v is not None else v
@@ -195,7 +195,7 @@ class Store:
         rows = self.db.execute(
             "SELECT ts, value, flag FROM samples WHERE vehicle = ? AND sensor = ? "
             "AND quantity = ? AND ts >= ? ORDER BY ts",
-            [vehicle, sensor, quantity, since.isoformat()],
+            [vehicle, sensor, quantity, since.astimezone(UTC).isoformat()],
         )
         return [(datetime.fromisoformat(ts), value, flag) for ts, value, flag in rows]
 
@@ -204,7 +204,7 @@ class Store:
         previous: dict[str, tuple[str, datetime]] = {}
         for vehicle, ts, event, stop in self.db.execute(
             "SELECT vehicle, ts, event, stop FROM events WHERE ts >= ? ORDER BY vehicle, ts",
-            [since.isoformat()],
+            [since.astimezone(UTC).isoformat()],
         ):
             at = datetime.fromisoformat(ts)
             if event == "departure":
@@ -221,13 +221,13 @@ class Store:
 
 def _column(message: Message, column: str, received: datetime) -> Any:
     value = received if column == "received" else getattr(message, column)
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # UTC, so that stored times compare as strings
+        return value.astimezone(UTC).isoformat()
     return json.dumps(value) if isinstance(value, dict | list) else value
 
 
 def _samples(r: contract.Reading) -> Iterator[tuple[Any, ...]]:
-    ts = r.ts.isoformat()
+    ts = r.ts.astimezone(UTC).isoformat()
     for quantity in {*r.values, *r.flags}:
         yield (r.vehicle, r.sensor, quantity, ts, r.values.get(quantity), r.flags.get(quantity),
                r.id)

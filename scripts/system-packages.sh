@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests need (real Mosquitto, gpsd + gpsfake, Chromium,
 # openssl), or, when not root, says the exact command to run. Usage: system-packages.sh
 set -euo pipefail
-packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv)
+packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
+          victoria-metrics)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -361,7 +361,10 @@ def _offset(delta: timedelta) -> str:
 # --- the app -------------------------------------------------------------------------------
 
 
-def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S) -> FastAPI:
+def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S,
+               fleet: APIRouter | None = None) -> FastAPI:
+    """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
+    its own login) under /fleet."""
     clock = clock or getattr(board, "clock", None) or SystemClock()
     zone = board.fleet.zone
     app = FastAPI(
@@ -371,6 +374,8 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
         version="1",
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if fleet is not None:
+        app.include_router(fleet, prefix="/fleet")
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         eta_text=eta_text, etd_text=etd_text, planned_text=planned_text, link_text=link_text,
