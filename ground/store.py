@@ -155,10 +155,11 @@ class Store:
 
     def history(self, since: datetime) -> Iterator[tuple[Message, datetime]]:
         """Everything stored since `since`, oldest first: to rebuild live state at start."""
+        start = since.astimezone(UTC).isoformat()
         for kind, table in _TABLES.items():
             model = _MODELS[kind]
             for row in self.db.query(
-                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [since.astimezone(UTC).isoformat()]
+                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [start]
             ):
                 received = datetime.fromisoformat(row.pop("received"))
                 clean = {k: json.loads(v) if k in _JSON_COLUMNS and v is not None else v
