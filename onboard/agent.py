@@ -3,7 +3,9 @@
     filter (drop bad fixes) -> geofence (arrival / departure) -> report policy -> outbox
 
 The link drains the outbox to the broker on its own thread, so the pipeline never waits
-for the network.
+for the network. Equipment sensors (engine, house battery, fridge: `[[sensors]]` in the
+config) run one thread each (`onboard/telemetry/sensors/runner.py`) and put their Readings
+in the same outbox.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from onboard.plan import PlanStore
 from onboard.telemetry.fix import Fix, GpsSource
 from onboard.telemetry.fix_filter import FixFilter
 from onboard.telemetry.reporting import ReportPolicy
+from onboard.telemetry.sampling import Sampler
+from onboard.telemetry.sensors import build_sensor
+from onboard.telemetry.sensors.runner import SensorRunner
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,23 @@ class Agent:
                          clock=clock, batch_size=settings.outbox.batch_size,
                          inflight_batches=settings.outbox.inflight_batches)
         self.silent_reads = 0
+        self.moving = False  # as the last accepted fix says: drives the simulated sensors
+        self.sensors = self._build_sensors()
+
+    def _build_sensors(self) -> list[SensorRunner]:
+        runners: list[SensorRunner] = []
+        for i, conf in enumerate(self.settings.sensors):
+            try:
+                sensor = build_sensor(conf, self.clock, motion=lambda: self.moving)
+            except Exception:  # a missing library or a bad port: the rest of the bus runs
+                log.exception("sensors[%d] (%s) cannot be started; going on without it",
+                              i, conf.type)
+                continue
+            sampler = Sampler(sensor.name, conf, self.clock, vehicle=self.vehicle,
+                              interval_s=sensor.interval_s)
+            runners.append(SensorRunner(sensor, sampler, self.outbox, self.clock,
+                                        interval_s=conf.interval_s))
+        return runners
 
     def _receive(self, message: contract.Plan | contract.Appointments) -> None:
         # Called on the network thread. Appointments are only kept for the kiosk; a plan is
@@ -68,6 +90,7 @@ class Agent:
     def process(self, fix: Fix) -> None:
         if not self.filter.accept(fix):
             return
+        self.moving = (fix.speed or 0.0) * 3.6 >= self.settings.report.moving_speed_kmh
         crossings = self.visits.update(fix)
         for c in crossings:
             log.info("%s at %s (%s)", c.event, c.visit.commune, c.visit.visit)
@@ -84,11 +107,15 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.link.start()
+        for runner in self.sensors:
+            runner.start()
         try:
             while not stop.is_set():
                 self.step()
                 self.clock.sleep(self.settings.gps.poll_s)
         finally:
+            for runner in self.sensors:
+                runner.stop()  # before the outbox closes: a reading may be on its way
             self.link.stop()
             self.source.close()
             self.outbox.close()

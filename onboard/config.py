@@ -3,10 +3,12 @@ is, where GPS comes from and how fixes are filtered and reported."""
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medicobus import contract
 from medicobus.mqtt import BrokerSettings
@@ -68,6 +70,83 @@ class KioskSettings(_Section):
         return self.key_file.read_bytes().strip()
 
 
+SensorType = Literal["engine", "battery", "fridge",
+                     "simulated-engine", "simulated-battery", "simulated-fridge"]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# The quantity a value is reported under, with its unit: the contract's pattern.
+_QUANTITY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_SENSOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_NEEDS_PORT = ("engine", "battery")
+
+
+class SensorSettings(_Section):
+    """One equipment sensor (`[[sensors]]` in the TOML file), read by the plugin `type`."""
+
+    type: SensorType
+    # The name its readings carry ("engine", "battery", "fridge"); defaults from the type.
+    # Two sensors of one type (two fridges) need names of their own.
+    name: str | None = None
+    port: str | None = None  # serial device (engine, battery): prefer /dev/serial/by-id/...
+    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] | None = None  # None: the plugin's
+    protocol: str | None = None  # OBD-II protocol id "1".."A" (ELM327 ATSP); None: automatic
+    timeout_s: Positive = 2.0  # a device silent for this long within a read is taken as gone
+    w1_dir: Path = Path("/sys/bus/w1/devices")  # the kernel's 1-wire devices (fridge)
+    probes: dict[str, str] = {}  # DS18B20 id ("28-0316a2791bff") -> quantity ("temp_c")
+    interval_s: Positive | None = None  # None: the plugin's natural pace
+    heartbeat_s: Positive = 300.0  # everything is reported at least this often
+    stale_after_s: Positive | None = None  # silent this long: values sent as null, "stale"
+    deadbands: dict[str, NonNegative] = {}  # per quantity, over the defaults (sampling.py)
+    ranges: dict[str, tuple[float, float]] = {}  # per quantity physical range, over defaults
+    excursion_at: time | None = time(10, 30)  # simulated-fridge: local start of its excursion
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _SENSOR_NAME.match(value):
+            raise ValueError("must be lower case letters, digits, '-' or '_' (max 32), "
+                             "starting with a letter")
+        return value
+
+    @field_validator("probes")
+    @classmethod
+    def _probes(cls, value: dict[str, str]) -> dict[str, str]:
+        for probe, quantity in value.items():
+            if not _QUANTITY.match(quantity):
+                raise ValueError(f"probe {probe!r}: quantity {quantity!r} must be lower case "
+                                 "letters, digits and '_' with its unit, like 'temp_c'")
+        return value
+
+    @field_validator("deadbands", "ranges")
+    @classmethod
+    def _quantities(cls, value: dict[str, object]) -> dict[str, object]:
+        for quantity in value:
+            if not _QUANTITY.match(quantity):
+                raise ValueError(f"{quantity!r} is not a quantity name like 'coolant_c'")
+        return value
+
+    @field_validator("ranges")
+    @classmethod
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for quantity, (low, high) in value.items():
+            if not low < high:
+                raise ValueError(f"{quantity}: the range's low end must be below its high end")
+        return value
+
+    @model_validator(mode="after")
+    def _port_when_serial(self) -> SensorSettings:
+        if self.type in _NEEDS_PORT and not self.port:
+            raise ValueError(f"port: required for a sensor of type {self.type!r} "
+                             "(the serial device, like /dev/ttyUSB0)")
+        if self.protocol is not None and self.protocol not in "123456789A":
+            raise ValueError(f"protocol: {self.protocol!r} is not an OBD-II protocol id "
+                             "('1' to '9' or 'A'); leave it out for automatic")
+        return self
+
+    @property
+    def sensor_name(self) -> str:
+        return self.name or self.type.removeprefix("simulated-")
+
+
 class OnboardSettings(_Section):
     vehicle: contract.VehicleId
     data_dir: Path = Path("/var/lib/medicobus")
@@ -78,6 +157,19 @@ class OnboardSettings(_Section):
     geofence: GeofenceSettings = GeofenceSettings()
     outbox: OutboxSettings = OutboxSettings()
     kiosk: KioskSettings = KioskSettings()
+    sensors: list[SensorSettings] = []
+
+    @model_validator(mode="after")
+    def _sensor_names_unique(self) -> OnboardSettings:
+        # Readings are told apart on the ground by sensor name only.
+        seen: dict[str, int] = {}
+        for i, sensor in enumerate(self.sensors):
+            if sensor.sensor_name in seen:
+                raise ValueError(f"sensors[{i}].name: {sensor.sensor_name!r} is already the "
+                                 f"name of sensors[{seen[sensor.sensor_name]}]; give each "
+                                 "sensor its own name")
+            seen[sensor.sensor_name] = i
+        return self
 
     @model_validator(mode="after")
     def _account_is_the_vehicle(self) -> OnboardSettings:
