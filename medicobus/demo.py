@@ -25,13 +25,14 @@ from typing import Protocol
 from ground.appointments import Booking, hashed
 from ground.fleet import Fleet, day_plan, load_fleet
 from ground.service import GroundService, GroundSettings, HttpSettings
+from ground.web.auth import AuthSettings, User, hash_password
 from medicobus import contract
 from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
 from medicobus.clock import ENV as CLOCK_ENV
 from medicobus.clock import AcceleratedClock
 from medicobus.mqtt import BrokerSettings
 from onboard.agent import Agent
-from onboard.config import GpsSettings, KioskSettings, OnboardSettings
+from onboard.config import GpsSettings, KioskSettings, OnboardSettings, SensorSettings
 from onboard.telemetry.fix import GpsSource
 from onboard.telemetry.gps import GpsdSource
 from onboard.telemetry.nmea import sentences
@@ -44,6 +45,8 @@ FLEET_FILE = Path(__file__).parent / "defaults" / "fleet.toml"
 DEPOT = (48.5206, 0.5468)  # Mortagne-au-Perche, where the demo bus sleeps
 LATE_START = timedelta(minutes=12)  # the morning starts late: watch it propagate
 DAY_STARTS = time(7, 50)
+MANAGER = "gestionnaire"
+FRIDGE_EXCURSION = time(9, 0)  # the fridge drifts above 8 °C for a quarter of an hour
 # The demo's patients: invented, for trying the kiosk. (last name, birth date)
 PATIENTS = [("N'Diaye", date(1948, 3, 7)), ("Lefèvre-Dupont", date(1951, 11, 2)),
             ("Martin", date(1937, 5, 14)), ("Da Silva", date(1960, 9, 21)),
@@ -84,9 +87,12 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     port = http_port if _port_free(http_port) else free_port()
     key_file = workdir / "checkin.key"  # the secret the ground and the bus share
     key_file.write_text(secrets.token_hex(32))
+    manager = (MANAGER, secrets.token_urlsafe(9))  # the fleet dashboard's demo account
     ground = GroundService(
         GroundSettings(fleet=FLEET_FILE, database=workdir / "ground.db",
                        checkin_key_file=key_file,
+                       dashboard=AuthSettings(users=[
+                           User(name=manager[0], password_hash=hash_password(manager[1]))]),
                        broker=BrokerSettings(port=broker.port, keepalive_s=10),
                        http=HttpSettings(port=port)),
         clock, fleet=fleet,
@@ -105,13 +111,15 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
         vehicle=vehicle, data_dir=workdir / "bus",
         broker=BrokerSettings(port=broker.port, keepalive_s=10),
         gps=GpsSettings(poll_s=1.0), kiosk=KioskSettings(key_file=key_file),
+        sensors=[SensorSettings(type="simulated-engine"), SensorSettings(type="simulated-battery"),
+                 SensorSettings(type="simulated-fridge", excursion_at=FRIDGE_EXCURSION)],
     )  # fmt: skip
     agent = Agent(settings, source, clock)
     bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
     bus.start()
     kiosk = _serve_kiosk(settings, clock, workdir, stack, kiosk_port)
 
-    _print_welcome(fleet, day, port, speed, broker, source, workdir)
+    _print_welcome(fleet, day, port, speed, broker, source, workdir, manager)
     _print_kiosk(kiosk, bookings, fleet)
     stop.wait(duration)
     stop.set()
@@ -209,7 +217,7 @@ def _port_free(port: int) -> bool:
 
 
 def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Broker,
-                   source: GpsSource, workdir: Path) -> None:
+                   source: GpsSource, workdir: Path, manager: tuple[str, str]) -> None:
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
@@ -225,6 +233,7 @@ def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Bro
     for stop in fleet.stops:
         if stop.insee in plan_stops:
             lines.append(f"  {base}/communes/{stop.insee}       {stop.commune} (today)")
-    lines += [f"  {base}/api/v1/stops           JSON API  ({base}/docs for all of it)", "",
-              "Ctrl-C stops everything."]
+    lines += [f"  {base}/api/v1/stops           JSON API  ({base}/docs for all of it)",
+              f"  {base}/fleet/                 fleet dashboard: log in as {manager[0]}, "
+              f"password {manager[1]}", "", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)

@@ -165,7 +165,10 @@ def test_ignition_off_then_on(emulator: Emulator) -> None:
                           car_retry_s=0.5)
     try:
         sample = read_until(sensor, lambda s: True)
-        assert set(sample.values) == {"battery_v"}  # the adapter's own voltage reading
+        # The adapter's own voltage reading, and the engine said to be stopped (not left at
+        # the last speed seen, which the ground would take as still driving).
+        assert set(sample.values) == {"battery_v", "rpm", "speed_kmh"}
+        assert sample.values["rpm"] == 0 and sample.values["speed_kmh"] == 0
         assert sample.codes is None  # no car: no codes known, none cleared
         assert sensor.stats["ignition_off"] == 1 and not sensor.car_connected
         emulator.command("scenario car")  # ignition on

@@ -253,7 +253,9 @@ def test_simulated_engine_runs_while_the_bus_moves() -> None:
     clock = ManualClock(datetime(2025, 3, 4, 8, 0, tzinfo=UTC))
     moving = [False]
     engine = SimulatedEngine(clock, motion=lambda: moving[0])
-    assert set(engine.read().values) == {"battery_v"}
+    stopped = engine.read().values
+    assert set(stopped) == {"battery_v", "rpm", "speed_kmh"}
+    assert stopped["rpm"] == 0 and stopped["speed_kmh"] == 0
     moving[0] = True
     for _ in range(30):
         clock.advance(60)

@@ -253,6 +253,10 @@ class EngineSensor:
                 return None
             self._read_codes(conn)
             self._car_answered(bool(values))
+        else:
+            # Ignition off: the engine is not turning and the bus is not driving. Saying so
+            # replaces the last speed seen, which the ground would otherwise keep as current.
+            values.update(rpm=0.0, speed_kmh=0.0)
         values.setdefault("battery_v", adapter_v)
         self._outage.healthy(time.monotonic())
         self.stats["samples"] += 1

@@ -59,8 +59,9 @@ class SimulatedEngine:
         # Coolant relaxes towards 90 °C running (thermostat), ambient 15 °C stopped.
         target, tau = (90.0, 400.0) if running else (15.0, 2400.0)
         self.coolant_c = target + (self.coolant_c - target) * math.exp(-dt / tau)
-        if not running:
-            return Sample(ts=now, values={"battery_v": 12.6}, codes=None)
+        if not running:  # engine off, as a real adapter with the ignition off says
+            return Sample(ts=now, values={"rpm": 0.0, "speed_kmh": 0.0, "battery_v": 12.6},
+                          codes=None)
         phase = now.timestamp() / 47.0
         speed = 62.0 + 18.0 * math.sin(phase) + 4.0 * math.sin(phase * 3.7)
         self.fuel_pct = max(5.0, self.fuel_pct - dt * speed / 3600.0 * 0.09)  # ~12 L/100 km
