@@ -1,12 +1,16 @@
-"""`medicobus demo` as a newcomer runs it: the commune's ETA moves as the bus drives, and
-Ctrl-C stops everything cleanly. Once with Mosquitto and gpsd (gpsfake), once with the
-embedded broker and the built-in GPS simulator, the fallbacks of a bare machine."""
+"""`medicobus demo` as a newcomer runs it: the commune's ETA moves as the bus drives, the
+kiosk is served, the fleet dashboard opens with the printed credentials and shows the
+fridge excursion open and close an alert, and Ctrl-C stops everything cleanly. Once with
+Mosquitto and gpsd (gpsfake), once with the embedded broker and the built-in GPS
+simulator, the fallbacks of a bare machine."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -25,6 +29,10 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
          str(port), "--kiosk-port", str(kiosk_port), "--data-dir", str(tmp_path), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    lines: list[str] = []
+    assert demo.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
     try:
         url = f"http://127.0.0.1:{port}/api/v1/stops/61309"
         wait_until(lambda: _get(url) is not None, what="the demo's web server")
@@ -45,13 +53,33 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
         # The bus's kiosk is offered in a browser (textual-serve), on the bus's data.
         wait_until(lambda: _status(f"http://127.0.0.1:{kiosk_port}/") == 200,
                    what="the kiosk served")
+
+        # The fleet dashboard, with the credentials the demo printed: the fridge's
+        # excursion (09:00, a quarter of an hour above 8 °C) opens an alert, then closes it.
+        login = next(m for m in map(_CREDENTIALS.search, lines) if m)
+        fleet = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+        r = fleet.post("/fleet/login", data={"name": login[1], "password": login[2]},
+                       follow_redirects=False)
+        assert r.status_code == 303
+        detail = f"/fleet/api/vehicles/{VEHICLE}"
+        wait_until(lambda: any(a["rule"] == "fridge_temp" and a["closed_at"]
+                               for a in fleet.get(detail).json()["alert_history"]),
+                   timeout=120, what="the fridge alert opened and closed")
+        vehicle = fleet.get(detail).json()
+        assert vehicle["fridge"] and vehicle["battery"] and vehicle["engine"]
     finally:
         demo.send_signal(signal.SIGINT)
-        out, _ = demo.communicate(timeout=30)
+        demo.wait(timeout=30)
+        reader.join(timeout=5)
+    out = "".join(lines)
     assert demo.returncode == 0, out
     assert f"http://127.0.0.1:{port}/communes/61309" in out
     assert f"http://127.0.0.1:{kiosk_port}/" in out
     assert "Traceback" not in out
+
+
+VEHICLE = "perche-1"
+_CREDENTIALS = re.compile(r"log in as (\S+), password (\S+)")
 
 
 def _status(url: str) -> int | None:
