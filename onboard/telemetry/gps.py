@@ -31,6 +31,7 @@ import gpsd
 
 from medicobus.clock import Clock, SystemClock
 from onboard.telemetry.fix import Fix
+from onboard.telemetry.guard import guarded_read
 
 log = logging.getLogger(__name__)
 # gpsd-py3 warns "No gps devices found" at every connection before gpsd has opened the
@@ -109,14 +110,7 @@ class GpsdSource:
     # -- the GpsSource interface ------------------------------------------------------
 
     def read(self) -> Fix | None:
-        self.stats["reads"] += 1
-        try:
-            return self._read()
-        except Exception as exc:  # the last line of defence: read() never raises
-            self.stats["errors"] += 1
-            self._lost(f"unexpected {type(exc).__name__}: {exc}")
-            log.debug("gpsd read failed", exc_info=True)
-            return None
+        return guarded_read("gpsd", self.stats, self._read, self._lost)
 
     def close(self) -> None:
         self._disconnect()

@@ -38,6 +38,7 @@ from obd import OBDStatus
 
 from medicobus.clock import Clock, SystemClock
 from onboard.config import SensorSettings
+from onboard.telemetry.guard import guarded_read
 from onboard.telemetry.sensors import Motion, OutageLog, Sample
 
 log = logging.getLogger(__name__)
@@ -213,14 +214,7 @@ class EngineSensor:
         return self._conn is not None and self._car
 
     def read(self) -> Sample | None:
-        self.stats["reads"] += 1
-        try:
-            return self._read()
-        except Exception as exc:  # the last line of defence: read() never raises
-            self.stats["errors"] += 1
-            log.debug("OBD read failed", exc_info=True)
-            self._lost(f"unexpected {type(exc).__name__}: {exc}")
-            return None
+        return guarded_read("OBD", self.stats, self._read, self._lost)
 
     def close(self) -> None:
         self._disconnect()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from medicobus.clock import Clock, SystemClock
 from onboard.config import SensorSettings
+from onboard.telemetry.guard import guarded_read
 from onboard.telemetry.sensors import Motion, OutageLog, Sample
 
 log = logging.getLogger(__name__)
@@ -90,14 +91,8 @@ class FridgeSensor:
         self._probe_down: set[str] = set()
 
     def read(self) -> Sample | None:
-        self.stats["reads"] += 1
-        try:
-            return self._read()
-        except Exception as exc:  # the last line of defence: read() never raises
-            self.stats["errors"] += 1
-            log.debug("fridge read failed", exc_info=True)
-            self._outage.failed(time.monotonic(), f"unexpected {type(exc).__name__}: {exc}")
-            return None
+        return guarded_read("1-wire", self.stats, self._read,
+                            lambda reason: self._outage.failed(time.monotonic(), reason))
 
     def close(self) -> None:
         pass  # nothing held open: each read opens the kernel's files afresh
