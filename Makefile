@@ -31,6 +31,8 @@ lint: $(STAMP)
 
 bench: system $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.kiosk_startup
+	$(BIN)/python -m bench.cellular_bytes
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
