@@ -391,6 +391,12 @@ class Section:
     summary: list[str] = field(default_factory=list)
     markdown: list[str] = field(default_factory=list)
     ok: bool = True
+    # Per summary line: True / False against its target, None for a line that has none.
+    # Lines without an entry take `ok`.
+    verdicts: list[bool | None] = field(default_factory=list)
+
+    def verdict(self, index: int) -> bool | None:
+        return self.verdicts[index] if index < len(self.verdicts) else self.ok
 
 
 def cpu_model() -> str:

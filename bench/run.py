@@ -83,9 +83,10 @@ def results_markdown(sections: list[Section], seconds: float, runs: int) -> str:
         "| figure | result | target met |",
         "| --- | --- | --- |",
     ]
+    marks = {True: "yes", False: "**no**", None: "(no target)"}
     for s in sections:
-        for line in s.summary:
-            lines.append(f"| {s.title} | {line} | {'yes' if s.ok else '**no**'} |")
+        for i, line in enumerate(s.summary):
+            lines.append(f"| {s.title} | {line} | {marks[s.verdict(i)]} |")
     for s in sections:
         lines += ["", f"### {s.title}", "", *s.markdown]
     lines += [END, ""]
@@ -124,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(BENCHES[name](args.runs))
     seconds = time.monotonic() - t0
     print()
+    marks = {True: "ok  ", False: "MISS", None: "    "}
     for s in sections:
-        for line in s.summary:
-            print(f"{'ok  ' if s.ok else 'MISS'} {line}")
+        for i, line in enumerate(s.summary):
+            print(f"{marks[s.verdict(i)]} {line}")
     if not args.no_write:
         write_doc(results_markdown(sections, seconds, args.runs))
         print(f"wrote {DOC}")
