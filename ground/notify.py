@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ground.alerts import Alert, Event, Severity
+from medicobus.settings import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +60,15 @@ class WebhookSettings(_Channel):
         return value
 
 
-class EmailSettings(_Channel):
+class EmailSettings(_Channel, Credentials):
     host: str
     port: Annotated[int, Field(ge=1, le=65535)] = 587
     security: Literal["starttls", "ssl", "none"] = "starttls"
     ca_file: Path | None = None  # None: the system's trusted authorities
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = None  # preferred over `password` in production
     from_addr: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
     to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]],
                   Field(min_length=1)]
     min_severity: Severity = "warning"  # mailboxes fill up: not every "info"
-
-    @model_validator(mode="after")
-    def _one_password(self) -> EmailSettings:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
-        return self
-
-    def secret(self) -> str | None:
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return self.password
 
 
 class NotifySettings(BaseModel):

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from medicobus.settings import Credentials
 
 
 class TlsSettings(BaseModel):
@@ -22,27 +24,13 @@ class TlsSettings(BaseModel):
     key_file: Path | None = None
 
 
-class BrokerSettings(BaseModel):
+class BrokerSettings(Credentials):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = None  # preferred over `password` in production
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     tls: TlsSettings | None = None
-
-    @model_validator(mode="after")
-    def _one_password(self) -> BrokerSettings:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
-        return self
-
-    def secret(self) -> str | None:
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return self.password
 
 
 def new_client(settings: BrokerSettings, client_id: str, *, persistent: bool,
