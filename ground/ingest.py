@@ -1,9 +1,10 @@
 """Ingest: everything the buses publish, validated, stored once, applied to live state.
 
-The network thread only queues raw messages; one writer thread takes them in batches,
-validates each against the contract, stores the batch in one go and only then
-acknowledges it to the broker (manual acks on a persistent session), so a ground that
-dies mid-batch gets the same messages again and loses nothing. Whatever cannot be used
+Messages are written in batches: each is validated against the contract, the batch is
+stored in one go and only then acknowledged to the broker (manual acks on a persistent
+session), so a ground that dies mid-batch gets the same messages again and loses nothing.
+Under load paho's network thread writes each full batch itself; a small writer thread
+picks up what a quiet moment leaves pending within a few milliseconds. Whatever cannot be used
 (bad JSON, wrong schema, unknown vehicle, a vehicle writing as another) goes to the
 dead-letter table; nothing stops the consuming.
 """
@@ -11,7 +12,6 @@ dead-letter table; nothing stops the consuming.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +28,8 @@ from medicobus.mqtt import BrokerSettings, describe_refusal, new_client
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 2000
-BATCH_WAIT_S = 0.005
+BATCH_MAX = 500  # written by the network thread itself once this many are pending
+BATCH_WAIT_S = 0.005  # what arrives in a quiet moment waits at most this long
 
 
 class Received(NamedTuple):  # made on the network thread for every message: keep it cheap
@@ -58,7 +58,9 @@ class Ingest:
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "dead_letters": 0}
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker confirmed: nothing is missed now
-        self._inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
+        self._pending: list[Received] = []  # received, not yet written
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one batch written at a time, in order
         self._session = 0
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
@@ -103,40 +105,43 @@ class Ingest:
             log.warning("ingest disconnected (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._session,
-                                 self.clock.now()))
+        with self._pending_lock:
+            self._pending.append(Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos,
+                                          self._session, self.clock.now()))
+            full = len(self._pending) >= BATCH_MAX
+        if full:
+            # Under load, the network thread writes full batches itself: no hand-off to
+            # another thread per batch, no fight for the interpreter lock with it.
+            self._flush(retry=False)
 
-    # -- writer thread ---------------------------------------------------------------------
+    # -- batches ---------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while not (self._stopping.is_set() and self._inbox.empty()):
-            batch = self._take()
+        """Write what a quiet moment left pending (a few messages, a lone live fix), and
+        retry a batch the store refused."""
+        while not self._stopping.is_set():
+            time.sleep(BATCH_WAIT_S)
+            self._flush(retry=True)
+
+    def _flush(self, retry: bool) -> None:
+        with self._flush_lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
             if not batch:
-                continue
+                return
             while not self._write(batch):
                 if self._stopping.is_set():
                     return  # not acknowledged: the broker keeps them for next time
+                if not retry:  # not on the network thread: give it back to the writer
+                    with self._pending_lock:
+                        self._pending[:0] = batch
+                    return
                 time.sleep(1.0)
             for r in batch:
                 # A message from an earlier connection is redelivered by the broker on
                 # this one; acknowledging its old id here could ack something else.
                 if r.qos > 0 and r.session == self._session:
                     self.client.ack(r.mid, r.qos)
-
-    def _take(self) -> list[Received]:
-        try:
-            batch = [self._inbox.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        # Let a burst gather, then take it whole: one wake-up of this thread per batch rather
-        # than one per message, which would hand the interpreter lock back and forth.
-        time.sleep(BATCH_WAIT_S)
-        while len(batch) < BATCH_MAX:
-            try:
-                batch.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        return batch
 
     def _write(self, batch: list[Received]) -> bool:
         """Validate, store and apply one batch; False if the store failed (retry it)."""
