@@ -31,7 +31,7 @@ import gpsd
 
 from medicobus.clock import Clock, SystemClock
 from onboard.telemetry.fix import Fix
-from onboard.telemetry.guard import guarded_read
+from onboard.telemetry.guard import count_connection, guarded_read
 
 log = logging.getLogger(__name__)
 # gpsd-py3 warns "No gps devices found" at every connection before gpsd has opened the
@@ -105,7 +105,6 @@ class GpsdSource:
         self._backoff_s = backoff_initial_s
         self._next_attempt = 0.0  # time.monotonic() before which we do not try to connect
         self._outage_since: float | None = None  # monotonic start of the current outage
-        self._ever_connected = False
 
     # -- the GpsSource interface ------------------------------------------------------
 
@@ -233,10 +232,7 @@ class GpsdSource:
             self._failed(failure)
             return False
         self._sock, self._stream = sock, stream
-        self.stats["connects"] += 1
-        if self._ever_connected:
-            self.stats["reconnects"] += 1
-        self._ever_connected = True
+        count_connection(self.stats)
         return True
 
     def _lost(self, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""The last line of defence of every source on the bus: `read()` never raises.
+"""What every source on the bus shares: `read()` never raises, connections are counted.
 
 Each source foresees the failures it knows (unplugged, silent, garbage) and rides through
 them; anything else is a bug, which must cost one reading, not the agent.
@@ -28,3 +28,11 @@ def guarded_read(what: str, stats: dict[str, int], read: Callable[[], T | None],
         log.debug("%s read failed", what, exc_info=True)
         on_error(f"unexpected {type(exc).__name__}: {exc}")
         return None
+
+
+def count_connection(stats: dict[str, int]) -> None:
+    """A source (re)connected to its device: every connection after the first is a
+    reconnection, which is what an installer looks at."""
+    stats["connects"] += 1
+    if stats["connects"] > 1:
+        stats["reconnects"] += 1

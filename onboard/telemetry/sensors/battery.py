@@ -32,7 +32,7 @@ import serial
 
 from medicobus.clock import Clock, SystemClock
 from onboard.config import SensorSettings
-from onboard.telemetry.guard import guarded_read
+from onboard.telemetry.guard import count_connection, guarded_read
 from onboard.telemetry.sensors import Motion, OutageLog, Sample
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,6 @@ class BatterySensor:
                                       "reconnects": 0, "connect_failures": 0,
                                       "disconnects": 0, "silent": 0, "errors": 0}
         self._serial: serial.Serial | None = None
-        self._ever_connected = False
         self._fields: dict[str, str] = {}  # merged over the device's blocks
         self._fresh = False  # a good block arrived since the last Sample
         self._last_block: float | None = None  # monotonic time of the last good block
@@ -309,10 +308,7 @@ class BatterySensor:
         self.parser.resync()
         self._fields = {}  # a replugged port may be another device
         self._fresh = False
-        self.stats["connects"] += 1
-        if self._ever_connected:
-            self.stats["reconnects"] += 1
-        self._ever_connected = True
+        count_connection(self.stats)
         return True
 
     def _lost(self, reason: str) -> None:

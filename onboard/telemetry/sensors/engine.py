@@ -38,7 +38,7 @@ from obd import OBDStatus
 
 from medicobus.clock import Clock, SystemClock
 from onboard.config import SensorSettings
-from onboard.telemetry.guard import guarded_read
+from onboard.telemetry.guard import count_connection, guarded_read
 from onboard.telemetry.sensors import Motion, OutageLog, Sample
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,6 @@ class EngineSensor:
         self._car_retry_at = 0.0
         self._codes: list[str] | None = None
         self._dtc_due = 0.0
-        self._ever_connected = False
         self._outage = OutageLog(log.warning, f"ELM327 adapter at {port}",
                                  backoff_initial_s, backoff_max_s)
 
@@ -335,10 +334,7 @@ class EngineSensor:
             self.stats["ignition_off"] += 1
             self._car_retry_at = time.monotonic() + self.car_retry_s
             self._codes = None
-        self.stats["connects"] += 1
-        if self._ever_connected:
-            self.stats["reconnects"] += 1
-        self._ever_connected = True
+        count_connection(self.stats)
         log.info("ELM327 at %s: %s%s", self.port, status,
                  f" ({conn.protocol_name()})" if self._car else "")
         return True
