@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from ground.eta import Forecast, TravelModel, forecast_day
-from ground.fleet import Fleet, day_plan, visit_id
+from ground.fleet import Fleet, day_plan, visits_on
 from ground.state import LiveState
 from ground.views import QueueView, StopView, VisitStatus, VisitView
 from medicobus import contract
@@ -92,31 +92,25 @@ class Board:
 
     def _visits(self) -> list[VisitView]:
         """Every vehicle's visits from today to the horizon, cancelled ones included."""
-        now, today, zone = self.clock.now(), self.today(), self.fleet.zone
+        now, today = self.clock.now(), self.today()
         live = {f.visit.visit: f for v in self.fleet.vehicles for f in self.forecasts(v.id)}
         views = []
         for offset in range(HORIZON_DAYS + 1):
-            day = today + timedelta(days=offset)
-            for entry in self.fleet.timetable:
-                if entry.day != day.weekday():
-                    continue
-                vid = visit_id(day, entry.stop, entry.half)
-                arrive = datetime.combine(day, entry.arrive, zone)
-                depart = datetime.combine(day, entry.depart, zone)
-                cancelled = self.fleet.cancellation(day, entry.stop, entry.half)
-                f = live.get(vid)
-                base = dict(visit=vid, vehicle=entry.vehicle,
-                            vehicle_name=self._names[entry.vehicle], day=day, half=entry.half,
-                            planned_arrive=arrive, planned_depart=depart)  # fmt: skip
-                if cancelled:
+            for dated in visits_on(self.fleet, today + timedelta(days=offset)):
+                e = dated.entry
+                base = dict(visit=dated.id, vehicle=e.vehicle,
+                            vehicle_name=self._names[e.vehicle], day=dated.day, half=e.half,
+                            planned_arrive=dated.arrive, planned_depart=dated.depart)  # fmt: skip
+                f = live.get(dated.id)
+                if dated.cancelled:
                     views.append(VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
                                            etd=None, delay_min=0,
-                                           cancel_reason=cancelled.reason))
+                                           cancel_reason=dated.cancelled.reason))
                 elif f is None:
-                    passed = depart < now
+                    passed = dated.depart < now
                     views.append(VisitView(**base, status=VisitStatus.PLANNED,  # type: ignore[arg-type]
-                                           eta=None if passed else arrive,
-                                           etd=None if passed else depart, delay_min=0))
+                                           eta=None if passed else dated.arrive,
+                                           etd=None if passed else dated.depart, delay_min=0))
                 else:
                     views.append(self._live_view(base, f))
         views.sort(key=lambda v: v.planned_arrive)

@@ -1,17 +1,21 @@
 """The fleet as configured: vehicles, stops (communes) and the weekly timetable.
 
-`load_fleet` reads and checks the TOML file; `day_plan` turns the weekly timetable into one
-vehicle's visits for a date, the Plan the ground sends to the bus.
+`load_fleet` reads and checks the TOML file; `visits_on` turns the weekly timetable into
+the dated visits of one day (cancelled ones included, French public holidays among them);
+`day_plan` keeps one vehicle's visits that take place, the Plan the ground sends to the bus.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-from datetime import date, datetime, time
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medicobus import contract
@@ -69,6 +73,7 @@ class TimetableEntry(_Strict):
     half: Literal["am", "pm", "day"]
     arrive: time
     depart: time
+    on_public_holidays: bool = False  # this visit runs even on a public holiday
 
     @field_validator("day", mode="before")
     @classmethod
@@ -103,6 +108,11 @@ class Cancellation(_Strict):
 
 class Fleet(_Strict):
     timezone: str = "Europe/Paris"
+    # French public holidays (the `holidays` package) cancel the visits of the day, unless
+    # an entry says `on_public_holidays = true`; a subdivision adds its own, e.g. "57"
+    # (Moselle) or "6AE" (Alsace): Good Friday and 26 December.
+    skip_public_holidays: bool = True
+    holidays_subdivision: str | None = None
     vehicles: list[Vehicle]
     stops: list[Stop]
     timetable: list[TimetableEntry]
@@ -115,6 +125,14 @@ class Fleet(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("holidays_subdivision")
+    @classmethod
+    def _subdivision(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.France.subdivisions:
+            raise ValueError(f"unknown French subdivision {value!r}; one of "
+                             f"{', '.join(holidays.France.subdivisions)}")
         return value
 
     @model_validator(mode="after")
@@ -152,12 +170,43 @@ class Fleet(_Strict):
     def stop_by_insee(self, insee: str) -> Stop | None:
         return next((s for s in self.stops if s.insee == insee), None)
 
-    def cancellation(self, day: date, stop_id: str, half: str) -> Cancellation | None:
-        return next(
+    def cancellation(self, entry: TimetableEntry, day: date) -> Cancellation | None:
+        """Why the entry's visit on `day` does not take place, or None if it does."""
+        listed = next(
             (c for c in self.cancellations
-             if c.date == day and c.stop == stop_id and c.half in (None, half)),
+             if c.date == day and c.stop == entry.stop and c.half in (None, entry.half)),
             None,
         )  # fmt: skip
+        if listed is not None or not self.skip_public_holidays or entry.on_public_holidays:
+            return listed
+        holiday = public_holiday(day, self.holidays_subdivision)
+        if holiday is None:
+            return None
+        return Cancellation(date=day, stop=entry.stop, half=entry.half,
+                            reason=f"Jour férié ({holiday})")
+
+
+@functools.cache
+def _holidays(year: int, subdivision: str | None) -> holidays.HolidayBase:
+    return holidays.country_holidays("FR", subdiv=subdivision, years=year, language="fr")
+
+
+def public_holiday(day: date, subdivision: str | None = None) -> str | None:
+    """The French name of the public holiday on `day` ("Lundi de Pâques"), or None."""
+    return _holidays(day.year, subdivision).get(day)
+
+
+def local_moment(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`at` o'clock on `day` in `zone`, with that moment's fixed UTC offset.
+
+    A fixed offset keeps arithmetic and comparisons exact on the days clocks change
+    (Python adds and compares datetimes sharing a ZoneInfo by wall clock), and it is what
+    the bus reads back from the plan's ISO 8601 times. A time in the spring-forward gap is
+    read with the offset before the gap, an ambiguous autumn time as its first occurrence,
+    as RFC 5545 says.
+    """
+    moment = datetime.combine(day, at, zone)
+    return moment.astimezone(timezone(moment.utcoffset() or timedelta(0)))
 
 
 def load_fleet(path: Path | str) -> Fleet:
@@ -168,29 +217,45 @@ def visit_id(day: date, stop_id: str, half: str) -> str:
     return f"{day.isoformat()}/{stop_id}/{half}"
 
 
+@dataclass(frozen=True)
+class DatedVisit:
+    """A timetable entry on a date: when, where, and whether it is cancelled."""
+
+    entry: TimetableEntry
+    stop: Stop
+    day: date
+    arrive: datetime
+    depart: datetime
+    cancelled: Cancellation | None
+
+    @property
+    def id(self) -> str:
+        return visit_id(self.day, self.stop.id, self.entry.half)
+
+    def planned(self) -> contract.PlannedVisit:
+        s = self.stop
+        return contract.PlannedVisit(
+            visit=self.id, stop=s.id, commune=s.commune, insee=s.insee, lat=s.lat, lon=s.lon,
+            radius_m=s.radius_m, arrive=self.arrive, depart=self.depart,
+        )  # fmt: skip
+
+
+def visits_on(fleet: Fleet, day: date, vehicle: str | None = None) -> list[DatedVisit]:
+    """Every visit of `day` (one vehicle's, or the whole fleet's), cancelled ones included,
+    in order of arrival."""
+    zone = fleet.zone
+    visits = [
+        DatedVisit(entry=e, stop=fleet.stop(e.stop), day=day,
+                   arrive=local_moment(day, e.arrive, zone),
+                   depart=local_moment(day, e.depart, zone),
+                   cancelled=fleet.cancellation(e, day))
+        for e in fleet.timetable
+        if e.day == day.weekday() and vehicle in (None, e.vehicle)
+    ]  # fmt: skip
+    return sorted(visits, key=lambda v: v.arrive)
+
+
 def day_plan(fleet: Fleet, vehicle: str, day: date) -> contract.Plan:
     """The vehicle's visits on `day`, in order; cancelled visits are left out."""
-    zone = fleet.zone
-    entries = sorted(
-        (e for e in fleet.timetable if e.vehicle == vehicle and e.day == day.weekday()),
-        key=lambda e: e.arrive,
-    )
-    visits = []
-    for e in entries:
-        if fleet.cancellation(day, e.stop, e.half):
-            continue
-        stop = fleet.stop(e.stop)
-        visits.append(
-            contract.PlannedVisit(
-                visit=visit_id(day, stop.id, e.half),
-                stop=stop.id,
-                commune=stop.commune,
-                insee=stop.insee,
-                lat=stop.lat,
-                lon=stop.lon,
-                radius_m=stop.radius_m,
-                arrive=datetime.combine(day, e.arrive, zone),
-                depart=datetime.combine(day, e.depart, zone),
-            )
-        )
+    visits = [v.planned() for v in visits_on(fleet, day, vehicle) if v.cancelled is None]
     return contract.Plan(vehicle=vehicle, ts=contract.utcnow(), day=day, visits=visits)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from datetime import date, datetime
 from pathlib import Path
 
 from medicobus.settings import ConfigError
+from medicobus.signals import stop_on_signals
 
 DESCRIPTION = """\
 Médicobus: onboard telemetry and ground service for mobile medical centres.
@@ -49,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="GPS through gpsd/gpsfake when installed, or the built-in simulator")
     demo.add_argument("--data-dir", type=Path, default=None,
                       help="where to keep the demo's databases (default: a temporary folder)")
+    demo.add_argument("--day", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                      help="the service day to drive (default: today, or the next day with "
+                      "visits)")
     demo.add_argument("--duration", type=float, default=None,
                       help="stop after this many real seconds (default: run until Ctrl-C)")
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             from medicobus.demo import run_demo
 
             return run_demo(args.speed, args.http_port, args.broker, args.gps, args.data_dir,
-                            args.duration, args.kiosk_port)
+                            args.duration, args.kiosk_port, args.day)
         if args.command == "onboard":
             return _run_onboard(args.config)
         if args.command == "kiosk":
@@ -109,14 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"medicobus: configuration error:\n{exc}", file=sys.stderr)
         return 2
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM (Ctrl-C, systemd stop)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def _run_onboard(config: Path) -> int:

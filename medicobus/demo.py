@@ -29,8 +29,9 @@ from ground.web.auth import AuthSettings, User, hash_password
 from medicobus import contract
 from medicobus.brokers import EmbeddedBroker, Mosquitto, free_port, mosquitto_installed
 from medicobus.clock import ENV as CLOCK_ENV
-from medicobus.clock import AcceleratedClock
+from medicobus.clock import AcceleratedClock, SystemClock
 from medicobus.mqtt import BrokerSettings
+from medicobus.signals import stop_on_signals
 from onboard.agent import Agent
 from onboard.config import GpsSettings, KioskSettings, OnboardSettings, SensorSettings
 from onboard.telemetry.fix import GpsSource
@@ -53,6 +54,7 @@ PATIENTS = [("N'Diaye", date(1948, 3, 7)), ("Lefèvre-Dupont", date(1951, 11, 2)
             ("Œuvray", date(1939, 12, 12)), ("Nguyen", date(1972, 1, 30)),
             ("Bernard", date(1985, 6, 5)), ("Moreau", date(1944, 8, 18))]
 FIXES_PER_REAL_S = 5
+SEARCH_DAYS = 31  # how far ahead the default day is looked for (holidays, closures)
 
 
 class Broker(Protocol):
@@ -63,20 +65,25 @@ class Broker(Protocol):
 
 def service_day(fleet: Fleet, vehicle: str, today: date) -> date:
     """The first day from `today` on which the vehicle has visits."""
-    for offset in range(7):
+    for offset in range(SEARCH_DAYS):
         day = today + timedelta(days=offset)
         if day_plan(fleet, vehicle, day).visits:
             return day
-    raise ValueError(f"{vehicle} has no visits in the timetable")
+    raise ValueError(f"{vehicle} has no visits in the {SEARCH_DAYS} days from {today}")
 
 
 def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
-             data_dir: Path | None, duration: float | None, kiosk_port: int = 8081) -> int:
-    from medicobus.cli import stop_on_signals
-
+             data_dir: Path | None, duration: float | None, kiosk_port: int = 8081,
+             day: date | None = None) -> int:
+    """Run the demo on `day` (default: today, or the next day with visits)."""
     fleet = load_fleet(FLEET_FILE)
     vehicle = fleet.vehicles[0].id
-    day = service_day(fleet, vehicle, datetime.now(fleet.zone).date())
+    if day is None:
+        day = service_day(fleet, vehicle, SystemClock().now().astimezone(fleet.zone).date())
+    elif not day_plan(fleet, vehicle, day).visits:
+        print(f"medicobus demo: no visits on {day:%A %d %B %Y} ({day}); the demo bus's next "
+              f"service day is {service_day(fleet, vehicle, day)}", file=sys.stderr)
+        return 2
     clock = AcceleratedClock(datetime.combine(day, DAY_STARTS, fleet.zone), speed)
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="medicobus-demo-"))
     stop = stop_on_signals()
@@ -226,13 +233,13 @@ def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Bro
         f"  Broker: {type(broker).__name__} on port {broker.port}; "
         f"GPS: {type(source).__name__}; data in {workdir}",
         "",
-        "Open in a browser:",
+        "Open in a browser (the communes of the day, in the order the bus visits them):",
         f"  {base}/                       all communes",
     ]
-    plan_stops = {v.insee for v in day_plan(fleet, fleet.vehicles[0].id, day).visits}
-    for stop in fleet.stops:
-        if stop.insee in plan_stops:
-            lines.append(f"  {base}/communes/{stop.insee}       {stop.commune} (today)")
+    zone = fleet.zone
+    for v in day_plan(fleet, fleet.vehicles[0].id, day).visits:
+        lines.append(f"  {base}/communes/{v.insee}       {v.commune}, "
+                     f"{v.arrive.astimezone(zone):%H:%M}–{v.depart.astimezone(zone):%H:%M}")
     lines += [f"  {base}/api/v1/stops           JSON API  ({base}/docs for all of it)",
               f"  {base}/fleet/                 fleet dashboard: log in as {manager[0]}, "
               f"password {manager[1]}", "", "Ctrl-C stops everything."]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class ManualClock:
+    """Like every Clock, says the time in UTC, whatever zone the test gave it in."""
+
     def __init__(self, now: datetime) -> None:
-        self._now = now
+        self._now = now.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -19,4 +21,4 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
 
     def set(self, now: datetime) -> None:
-        self._now = now
+        self._now = now.astimezone(UTC)

@@ -20,8 +20,12 @@ from medicobus.brokers import free_port
 from tests.harness import wait_until
 
 
-@pytest.mark.parametrize("options", [["--broker", "mosquitto", "--gps", "gpsd"],
-                                     ["--broker", "embedded", "--gps", "simulated"]])
+# Pinned days (a Monday and a Wednesday, with different first communes), so the test
+# does not depend on the day it runs; the commune to watch is read from what the demo prints.
+@pytest.mark.parametrize("options", [
+    ["--day", "2026-12-07", "--broker", "mosquitto", "--gps", "gpsd"],
+    ["--day", "2026-12-09", "--broker", "embedded", "--gps", "simulated"],
+])  # fmt: skip
 def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list[str]) -> None:
     port, kiosk_port = free_port(), free_port()
     demo = subprocess.Popen(
@@ -34,8 +38,12 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
     reader.start()
     try:
-        url = f"http://127.0.0.1:{port}/api/v1/stops/61309"
+        url = f"http://127.0.0.1:{port}/api/v1/stops"
         wait_until(lambda: _get(url) is not None, what="the demo's web server")
+        wait_until(lambda: any(map(_COMMUNE.search, lines)), what="the communes of the day")
+        first = next(m for m in map(_COMMUNE.search, lines) if m)
+        insee, commune = first[1], first[2]
+        url = f"{url}/{insee}"
         seen: list[tuple[str, str | None]] = []
 
         def arrived() -> bool:
@@ -45,11 +53,11 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
                 seen.append(state)
             return visit.get("status") in ("arrived", "consulting")
 
-        wait_until(arrived, timeout=90, what="the bus arriving in Nocé")
+        wait_until(arrived, timeout=90, what=f"the bus arriving in {commune}")
         moving = [eta for status, eta in seen if status in ("en_route", "late")]
         assert len(set(moving)) >= 2, seen  # the ETA changed live while the bus drove
-        page = httpx.get(f"http://127.0.0.1:{port}/communes/61309").text
-        assert "Nocé" in page and "Prochain passage" in page
+        page = httpx.get(f"http://127.0.0.1:{port}/communes/{insee}").text
+        assert commune in page and "Prochain passage" in page
         # The bus's kiosk is offered in a browser (textual-serve), on the bus's data.
         wait_until(lambda: _status(f"http://127.0.0.1:{kiosk_port}/") == 200,
                    what="the kiosk served")
@@ -73,12 +81,13 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
         reader.join(timeout=5)
     out = "".join(lines)
     assert demo.returncode == 0, out
-    assert f"http://127.0.0.1:{port}/communes/61309" in out
+    assert f"http://127.0.0.1:{port}/communes/{insee}" in out
     assert f"http://127.0.0.1:{kiosk_port}/" in out
     assert "Traceback" not in out
 
 
 VEHICLE = "perche-1"
+_COMMUNE = re.compile(r"/communes/(\d{5})\s+(.+), \d\d:\d\d–\d\d:\d\d$")
 _CREDENTIALS = re.compile(r"log in as (\S+), password (\S+)")
 
 
@@ -94,3 +103,11 @@ def _get(url: str) -> dict | None:  # type: ignore[type-arg]
         return httpx.get(url, timeout=2).json()  # type: ignore[no-any-return]
     except httpx.HTTPError:
         return None
+
+
+def test_demo_on_a_day_without_visits_says_which_day_has_some() -> None:
+    # 2026-12-05 is a Saturday: the demo bus rests; nothing is started.
+    done = subprocess.run([sys.executable, "-m", "medicobus.cli", "demo", "--day", "2026-12-05"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no visits on" in done.stderr and "2026-12-07" in done.stderr  # the next Monday
