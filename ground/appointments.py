@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from ground.fleet import Fleet, day_plan
+from ground.fleet import Fleet
 from medicobus import contract
 
 EARLY = timedelta(minutes=30)  # a booking this long before a visit opens still belongs to it
@@ -68,7 +68,7 @@ def read_bookings(path: Path, day: date, fleet: Fleet) -> list[Booking]:
 def hashed(bookings: list[Booking], fleet: Fleet, vehicle: str, day: date,
            key: bytes) -> contract.Appointments:
     """What the bus receives: each booking placed in its visit, the identity as a digest."""
-    visits = day_plan(fleet, vehicle, day).visits
+    visits = fleet.day_visits(vehicle, day)
     items, outside = [], []
     for b in bookings:
         visit = next((v for v in visits if v.arrive - EARLY <= b.time <= v.depart), None)

@@ -1,8 +1,8 @@
 """The arrivals board: every commune's next visit, its live status and ETA.
 
-Built on demand from the fleet's timetable, the live state of the buses and the ETA
-model. Listeners (the pages' live streams) are told which communes changed after each
-ingested batch.
+Built on demand from the fleet's timetable (indexed: a commune's view asks only the
+vehicles that serve it), the live state of the buses and the ETA model. Listeners (the
+pages' live streams) are told which communes changed after each ingested batch.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from ground.eta import Forecast, TravelModel, forecast_day
-from ground.fleet import Fleet, day_plan, visits_on
+from ground.fleet import Fleet, visits_on
 from ground.state import LiveState
 from ground.views import QueueView, StopView, VisitStatus, VisitView
-from medicobus import contract
 from medicobus.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -56,10 +55,10 @@ class Board:
         return unsubscribe
 
     def notify(self, vehicles: set[str]) -> None:
-        """Called by ingest after a batch changed these vehicles' state."""
+        """Called once per ingested batch that changed these vehicles' state."""
         today = self.today()
         communes = frozenset(
-            v.insee for vehicle in vehicles for v in self.plan(vehicle, today).visits
+            v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)
         )
         with self._lock:
             listeners = list(self._listeners)
@@ -74,46 +73,41 @@ class Board:
     def today(self) -> date:
         return self.clock.now().astimezone(self.fleet.zone).date()
 
-    def plan(self, vehicle: str, day: date) -> contract.Plan:
-        return day_plan(self.fleet, vehicle, day)
-
     def stops(self) -> list[StopView]:
-        views = self._visits()
-        return [self._stop_view(s.id, views) for s in self.fleet.stops]
+        live = _Live(self)
+        return [self._stop_view(s.id, live) for s in self.fleet.stops]
 
     def stop(self, insee: str) -> StopView | None:
         stop = self.fleet.stop_by_insee(insee)
-        return self._stop_view(stop.id, self._visits()) if stop else None
+        return self._stop_view(stop.id, _Live(self)) if stop else None
 
     def forecasts(self, vehicle: str) -> list[Forecast]:
         """Today's forecast for one vehicle's remaining and past visits."""
-        return forecast_day(self.plan(vehicle, self.today()), self.state.get(vehicle),
-                            self.clock.now(), self.travel)
+        return forecast_day(self.fleet.day_visits(vehicle, self.today()),
+                            self.state.get(vehicle), self.clock.now(), self.travel)
 
-    def _visits(self) -> list[VisitView]:
-        """Every vehicle's visits from today to the horizon, cancelled ones included."""
-        now, today = self.clock.now(), self.today()
-        live = {f.visit.visit: f for v in self.fleet.vehicles for f in self.forecasts(v.id)}
+    def _visits(self, stop_id: str, live: _Live) -> list[VisitView]:
+        """The visits at one stop from today to the horizon, cancelled ones included: only
+        the vehicles that serve it are asked for a forecast."""
         views = []
         for offset in range(HORIZON_DAYS + 1):
-            for dated in visits_on(self.fleet, today + timedelta(days=offset)):
+            for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
                 e = dated.entry
                 base = dict(visit=dated.id, vehicle=e.vehicle,
                             vehicle_name=self._names[e.vehicle], day=dated.day, half=e.half,
                             planned_arrive=dated.arrive, planned_depart=dated.depart)  # fmt: skip
-                f = live.get(dated.id)
+                f = live.forecast(e.vehicle, dated.id) if offset == 0 else None
                 if dated.cancelled:
                     views.append(VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
                                            etd=None, delay_min=0,
                                            cancel_reason=dated.cancelled.reason))
                 elif f is None:
-                    passed = dated.depart < now
+                    passed = dated.depart < live.now
                     views.append(VisitView(**base, status=VisitStatus.PLANNED,  # type: ignore[arg-type]
                                            eta=None if passed else dated.arrive,
                                            etd=None if passed else dated.depart, delay_min=0))
                 else:
                     views.append(self._live_view(base, f))
-        views.sort(key=lambda v: v.planned_arrive)
         return views
 
     def _live_view(self, base: dict[str, object], f: Forecast) -> VisitView:
@@ -130,13 +124,12 @@ class Board:
             departed_at=f.departed_at.astimezone(zone) if f.departed_at else None,
         )
 
-    def _stop_view(self, stop_id: str, visits: list[VisitView]) -> StopView:
+    def _stop_view(self, stop_id: str, live: _Live) -> StopView:
         stop = self.fleet.stop(stop_id)
-        now = self.clock.now()
-        here = [v for v in visits if v.visit.split("/")[1] == stop_id]
+        now, today = live.now, live.today
+        here = self._visits(stop_id, live)
         # Today's visit stays the one shown all day (so "reparti" can be read after the
         # bus has left), unless another visit here today is still to come.
-        today = self.today()
         todays = [v for v in here if v.day == today]
         pending = [v for v in todays if v.status not in _FINISHED]
         later = [v for v in here if v.day > today]
@@ -158,3 +151,23 @@ class Board:
             last_seen=last_seen.astimezone(self.fleet.zone) if last_seen else None,
             updated_at=now.astimezone(self.fleet.zone), queue=queue,
         )  # fmt: skip
+
+
+class _Live:
+    """One view's moment, and the forecasts of the vehicles it asked about (each once)."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.now = board.clock.now()
+        self.today = self.now.astimezone(board.fleet.zone).date()
+        self._forecasts: dict[str, dict[str, Forecast]] = {}
+
+    def forecast(self, vehicle: str, visit: str) -> Forecast | None:
+        found = self._forecasts.get(vehicle)
+        if found is None:
+            b = self.board
+            found = self._forecasts[vehicle] = {
+                f.visit.visit: f for f in forecast_day(b.fleet.day_visits(vehicle, self.today),
+                                                       b.state.get(vehicle), self.now, b.travel)
+            }  # fmt: skip
+        return found.get(visit)

@@ -19,7 +19,7 @@ The baseline is the timetable plus the current deviation; what we know refines i
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,14 +69,14 @@ def estimate(straight_m: float, speed: float) -> timedelta:
     return timedelta(seconds=straight_m * ROAD_FACTOR / speed)
 
 
-def forecast_day(plan: contract.Plan, state: VehicleState | None, now: datetime,
+def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, now: datetime,
                  travel: TravelModel) -> list[Forecast]:
-    state = state or VehicleState(plan.vehicle)
+    """The day's visits of one vehicle, each with its status and predicted times."""
     out: list[Forecast] = []
-    last_done = max((i for i, v in enumerate(plan.visits) if v.visit in state.arrivals),
+    last_done = max((i for i, v in enumerate(visits) if v.visit in state.arrivals),
                     default=-1)
     previous: Forecast | None = None
-    for i, v in enumerate(plan.visits):
+    for i, v in enumerate(visits):
         dwell = v.depart - v.arrive
         arrived, departed = state.arrivals.get(v.visit), state.departures.get(v.visit)
         if arrived or departed:

@@ -8,15 +8,24 @@ the dated visits of one day (cancelled ones included, French public holidays amo
 from __future__ import annotations
 
 import functools
+import itertools
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from medicobus import contract
 from medicobus.settings import load_toml
@@ -32,6 +41,7 @@ HALVES = {"matin": "am", "am": "am", "morning": "am",
 HALF_LABELS_FR = {"am": "matin", "pm": "après-midi", "day": "journée"}
 DAY_LABELS_FR = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 
+DAY_VISITS_KEPT = 20_000  # (vehicle, day) plans kept: a thousand buses over a fortnight
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
@@ -117,6 +127,7 @@ class Fleet(_Strict):
     stops: list[Stop]
     timetable: list[TimetableEntry]
     cancellations: list[Cancellation] = []
+    _index: _Index = PrivateAttr()
 
     @field_validator("timezone")
     @classmethod
@@ -150,33 +161,55 @@ class Fleet(_Strict):
         for i, c in enumerate(self.cancellations):
             if c.stop not in stops:
                 raise ValueError(f"cancellations[{i}]: unknown stop {c.stop!r}")
-        for i, a in enumerate(self.timetable):
-            for b in self.timetable[i + 1 :]:
-                same_slot = a.vehicle == b.vehicle and a.day == b.day
-                if same_slot and a.arrive < b.depart and b.arrive < a.depart:
+        # Two visits at once: compare each entry with the next of the same vehicle and day
+        # only (sorted by arrival), so a fleet of a thousand buses checks in no time.
+        slots: dict[tuple[str, int], list[TimetableEntry]] = {}
+        for entry in self.timetable:
+            slots.setdefault((entry.vehicle, entry.day), []).append(entry)
+        for entries in slots.values():
+            entries.sort(key=lambda e: e.arrive)
+            for a, b in itertools.pairwise(entries):
+                if b.arrive < a.depart:
                     raise ValueError(
                         f"timetable: {a.vehicle} has two visits at once on "
                         f"{DAY_LABELS_FR[a.day]} ({a.stop} and {b.stop})"
                     )
         return self
 
+    def model_post_init(self, context: object) -> None:
+        self._index = _Index(self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Fleet:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.model_post_init(None)  # a changed timetable gets its own index
+        return copy
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     def stop(self, stop_id: str) -> Stop:
-        return next(s for s in self.stops if s.id == stop_id)
+        return self._index.stops[stop_id]
 
     def stop_by_insee(self, insee: str) -> Stop | None:
-        return next((s for s in self.stops if s.insee == insee), None)
+        return self._index.by_insee.get(insee)
+
+    def entries(self, weekday: int, vehicle: str | None = None,
+                stop: str | None = None) -> list[TimetableEntry]:
+        """The timetable entries of a weekday, for one vehicle or one stop if given."""
+        index = self._index
+        if vehicle is not None:
+            found = index.by_vehicle.get((vehicle, weekday), [])
+            return [e for e in found if stop in (None, e.stop)]
+        if stop is not None:
+            return index.by_stop.get((stop, weekday), [])
+        return index.by_weekday.get(weekday, [])
 
     def cancellation(self, entry: TimetableEntry, day: date) -> Cancellation | None:
         """Why the entry's visit on `day` does not take place, or None if it does."""
-        listed = next(
-            (c for c in self.cancellations
-             if c.date == day and c.stop == entry.stop and c.half in (None, entry.half)),
-            None,
-        )  # fmt: skip
+        listed = next((c for c in self._index.cancellations.get((day, entry.stop), ())
+                       if c.half in (None, entry.half)), None)  # fmt: skip
         if listed is not None or not self.skip_public_holidays or entry.on_public_holidays:
             return listed
         holiday = public_holiday(day, self.holidays_subdivision)
@@ -184,6 +217,40 @@ class Fleet(_Strict):
             return None
         return Cancellation(date=day, stop=entry.stop, half=entry.half,
                             reason=f"Jour férié ({holiday})")
+
+    def day_visits(self, vehicle: str, day: date) -> tuple[contract.PlannedVisit, ...]:
+        """The vehicle's visits that take place on `day`, in order (kept: the timetable
+        does not change under a Fleet; a changed one is a new Fleet)."""
+        cache = self._index.day_visits
+        found = cache.get((vehicle, day))
+        if found is None:
+            if len(cache) > DAY_VISITS_KEPT:
+                cache.clear()
+            found = cache[(vehicle, day)] = tuple(
+                v.planned() for v in visits_on(self, day, vehicle) if v.cancelled is None)
+        return found
+
+
+class _Index:
+    """The fleet looked up by what the ground asks: stops by id and INSEE code, timetable
+    entries by weekday, by vehicle and by stop, cancellations by date and stop."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.stops = {s.id: s for s in fleet.stops}
+        self.by_insee: dict[str, Stop] = {}
+        for s in fleet.stops:
+            self.by_insee.setdefault(s.insee, s)
+        self.by_weekday: dict[int, list[TimetableEntry]] = {}
+        self.by_vehicle: dict[tuple[str, int], list[TimetableEntry]] = {}
+        self.by_stop: dict[tuple[str, int], list[TimetableEntry]] = {}
+        for e in sorted(fleet.timetable, key=lambda e: e.arrive):
+            self.by_weekday.setdefault(e.day, []).append(e)
+            self.by_vehicle.setdefault((e.vehicle, e.day), []).append(e)
+            self.by_stop.setdefault((e.stop, e.day), []).append(e)
+        self.cancellations: dict[tuple[date, str], list[Cancellation]] = {}
+        for c in fleet.cancellations:
+            self.cancellations.setdefault((c.date, c.stop), []).append(c)
+        self.day_visits: dict[tuple[str, date], tuple[contract.PlannedVisit, ...]] = {}
 
 
 @functools.cache
@@ -240,22 +307,21 @@ class DatedVisit:
         )  # fmt: skip
 
 
-def visits_on(fleet: Fleet, day: date, vehicle: str | None = None) -> list[DatedVisit]:
-    """Every visit of `day` (one vehicle's, or the whole fleet's), cancelled ones included,
-    in order of arrival."""
+def visits_on(fleet: Fleet, day: date, vehicle: str | None = None,
+              stop: str | None = None) -> list[DatedVisit]:
+    """The visits of `day` (the whole fleet's, or one vehicle's, or at one stop), cancelled
+    ones included, in order of arrival."""
     zone = fleet.zone
-    visits = [
+    return [
         DatedVisit(entry=e, stop=fleet.stop(e.stop), day=day,
                    arrive=local_moment(day, e.arrive, zone),
                    depart=local_moment(day, e.depart, zone),
                    cancelled=fleet.cancellation(e, day))
-        for e in fleet.timetable
-        if e.day == day.weekday() and vehicle in (None, e.vehicle)
+        for e in fleet.entries(day.weekday(), vehicle, stop)
     ]  # fmt: skip
-    return sorted(visits, key=lambda v: v.arrive)
 
 
 def day_plan(fleet: Fleet, vehicle: str, day: date) -> contract.Plan:
-    """The vehicle's visits on `day`, in order; cancelled visits are left out."""
-    visits = [v.planned() for v in visits_on(fleet, day, vehicle) if v.cancelled is None]
-    return contract.Plan(vehicle=vehicle, ts=contract.utcnow(), day=day, visits=visits)
+    """The plan sent to the bus: the vehicle's visits that take place on `day`, in order."""
+    return contract.Plan(vehicle=vehicle, ts=contract.utcnow(), day=day,
+                         visits=list(fleet.day_visits(vehicle, day)))

@@ -30,7 +30,7 @@ def pos(ts: datetime, lat: float, lon: float, speed: float) -> contract.Position
 
 
 def forecast(state: LiveState, now: datetime):  # type: ignore[no-untyped-def]
-    return forecast_day(PLAN, state.get(VEHICLE), now, TravelModel())
+    return forecast_day(PLAN.visits, state.get(VEHICLE), now, TravelModel())
 
 
 def test_no_news_is_the_timetable() -> None:
@@ -99,7 +99,7 @@ def test_learned_travel_time_is_used() -> None:
     travel.learn([("noce", "belleme", 50 * 60)] * 3)  # that road is slow: 50 min
     state = LiveState()
     state.apply(event("arrival", NOCE, at(8, 25)), at(8, 25))
-    f = forecast_day(PLAN, state.get(VEHICLE), at(9, 0), travel)
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), at(9, 0), travel)
     assert f[1].arrive == at(11, 20)  # 10:30 + 50 min
 
 
