@@ -1,4 +1,4 @@
-"""The ground service: ingest, live state and ETAs, plan publishing and the web, wired."""
+"""The ground service: the consumer and its pipeline, plan publishing and the web, wired."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
 from ground.notify import Notifier, NotifySettings
+from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
 from ground.state import LiveState
 from ground.store import Store
@@ -83,10 +84,11 @@ class GroundService:
                                   stale_after=timedelta(seconds=settings.stale_after_s))
         self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
                        if settings.influxdb else None)  # fmt: skip
-        self.ingest = Ingest(settings.broker, self.store, self.state,
-                             {v.id for v in self.fleet.vehicles}, self._changed, clock,
-                             on_connected=self._publish_plans,
-                             on_stored=self.influx.submit if self.influx else None)
+        self.pipeline = Pipeline(self.store, self.state, {v.id for v in self.fleet.vehicles},
+                                 exports=[self.influx.submit] if self.influx else [],
+                                 alerts=self.alerts, board=self.board)
+        self.ingest = Ingest(settings.broker, self.pipeline, clock,
+                             on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         self.app = create_app(self.board, fleet=fleet_router(
             self.board, self.store, self.alerts, settings.dashboard))
@@ -127,12 +129,6 @@ class GroundService:
                 part.stop()
         self.alerts.close()
         self.store.close()
-
-    def _changed(self, vehicles: set[str]) -> None:
-        """After each ingested batch: pages and dashboards, then alerts on the new data."""
-        self.board.notify(vehicles)
-        if self.alerts.evaluate(vehicles):
-            self.board.notify(vehicles)
 
     def _alert_timer(self) -> None:
         # Time alone opens some alerts (offline for 10 min, a reading held out of range).

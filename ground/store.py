@@ -10,10 +10,10 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlite_utils
 
@@ -23,6 +23,20 @@ Message = (contract.Position | contract.VisitEvent | contract.Status | contract.
            | contract.QueueState | contract.Reading)  # fmt: skip
 MAX_DEAD_PAYLOAD = 64 * 1024
 T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take writes now (locked, disk full, I/O error): try again later.
+    Any other error while storing is about the data itself."""
+
+
+class DeadLetter(NamedTuple):
+    """A message that could not be used, kept with why."""
+
+    topic: str
+    payload: bytes
+    error: str
+    received: datetime
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -95,17 +109,34 @@ class Store:
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}
 
     @_locked
-    def record(self, messages: list[tuple[Message, datetime]]) -> list[tuple[Message, datetime]]:
-        """Store what is new; return only the new ones (duplicates are skipped)."""
-        fresh: list[tuple[Message, datetime]] = []
+    def known(self, messages: list[Message]) -> set[str]:
+        """The ids of these messages that are stored already."""
+        known: set[str] = set()
+        by_table: dict[str, list[str]] = {}
+        for m in messages:
+            by_table.setdefault(_TABLES[m.kind], []).append(m.id)
+        for table, ids in by_table.items():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = self.db.execute(
+                    f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
+                known.update(r[0] for r in rows)
+        return known
+
+    @_locked
+    def record(self, messages: list[tuple[Message, datetime]],
+               dead: Sequence[DeadLetter] = ()) -> None:
+        """Store new messages (received when) and dead letters, in one transaction."""
+        try:
+            self._record(messages, dead)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _record(self, messages: list[tuple[Message, datetime]],
+                dead: Sequence[DeadLetter]) -> None:
         by_table: dict[str, list[list[Any]]] = {}
-        seen_now: set[str] = set()
-        known = self._known_ids(messages)
         for message, received in messages:
-            if message.id in known or message.id in seen_now:
-                continue
-            seen_now.add(message.id)
-            fresh.append((message, received))
             table = _TABLES[message.kind]
             by_table.setdefault(table, []).append(
                 [_column(message, c, received) for c in self._columns[table]]
@@ -121,33 +152,16 @@ class Store:
                 )
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [row for m, _ in fresh if isinstance(m, contract.Reading) for row in _samples(m)],
-            )
-        return fresh
-
-    def _known_ids(self, messages: list[tuple[Message, datetime]]) -> set[str]:
-        known: set[str] = set()
-        by_table: dict[str, list[str]] = {}
-        for m, _ in messages:
-            by_table.setdefault(_TABLES[m.kind], []).append(m.id)
-        for table, ids in by_table.items():
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                rows = self.db.execute(
-                    f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                )
-                known.update(r[0] for r in rows)
-        return known
-
-    @_locked
-    def dead_letter(self, letters: list[tuple[str, bytes, str, datetime]]) -> None:
-        """Keep (topic, payload, error, received) for messages that could not be used."""
-        with self.db.conn:
-            self.db.table("dead_letters").insert_all(
-                {"received": received.isoformat(), "topic": topic[:512], "error": error[:1000],
-                 "size": len(payload), "payload": payload[:MAX_DEAD_PAYLOAD]}
-                for topic, payload, error, received in letters
+                [row for m, _ in messages if isinstance(m, contract.Reading)
+                 for row in _samples(m)],
             )  # fmt: skip
+            if dead:
+                self.db.conn.executemany(
+                    "INSERT INTO dead_letters (received, topic, error, size, payload) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(d.received.isoformat(), d.topic[:512], d.error[:1000], len(d.payload),
+                      d.payload[:MAX_DEAD_PAYLOAD]) for d in dead],
+                )  # fmt: skip
 
     @_locked
     def count(self, table: str) -> int:

@@ -64,7 +64,9 @@ class Ground:
     def ingest(self, *messages: contract.Position | contract.Reading | contract.Status,
                evaluate: bool = True) -> list[Alert]:
         now = self.clock.now()
-        fresh = self.store.record([(m, now) for m in messages])
+        known = self.store.known(list(messages))
+        fresh = [(m, now) for m in messages if m.id not in known]
+        self.store.record(fresh)
         for m, at in fresh:
             self.state.apply(m, at)
         return self.engine.evaluate({VEHICLE}) if evaluate else []

@@ -1,4 +1,5 @@
-"""Ingest never crashes and never stops consuming: bad input is set aside and counted."""
+"""Ingest never crashes and never stops consuming: bad input is set aside and counted.
+The pipeline is driven here without MQTT, then through a real broker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground.ingest import Ingest, Received
+from ground.pipeline import Arrived, Pipeline
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
@@ -36,19 +37,10 @@ PAYLOADS = (st.binary(max_size=300)
             | (MUTANTS | BATCHES).map(lambda d: json.dumps(d).encode()))  # fmt: skip
 
 
-def offline_ingest(tmp_path: Path) -> Ingest:
-    """The real ingest over a real store; its broker connection is not started, so this
-    exercises exactly the validation and storage path each message takes."""
-    return Ingest(BrokerSettings(), Store(tmp_path / "g.db"), LiveState(), {VEHICLE},
-                  lambda vehicles: None, clock=_Clock())
-
-
-class _Clock:
-    def now(self):  # type: ignore[no-untyped-def]
-        return MONDAY_8AM
-
-    def sleep(self, seconds: float) -> None:
-        pass
+def offline_pipeline(tmp_path: Path) -> Pipeline:
+    """The real pipeline over a real store, without MQTT: exactly the validation and
+    storage path each message takes."""
+    return Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
 
 
 @settings(max_examples=400, deadline=None)
@@ -59,11 +51,11 @@ def test_fuzzed_payloads_never_crash_ingest(batch: list[tuple[str, bytes]]) -> N
 
 
 def _ingest_one_fuzzed_batch(tmp_path: Path, batch: list[tuple[str, bytes]]) -> None:
-    ingest = offline_ingest(tmp_path)
-    received = [Received(t, p, i + 1, 1, 0, MONDAY_8AM) for i, (t, p) in enumerate(batch)]
-    good = Received(contract.topic(VEHICLE, contract.Channel.POSITION), position(7).to_json(),
-                    99, 1, 0, MONDAY_8AM)
-    assert ingest._write([*received, good])
+    ingest = offline_pipeline(tmp_path)
+    received = [Arrived(t, p, MONDAY_8AM) for t, p in batch]
+    good = Arrived(contract.topic(VEHICLE, contract.Channel.POSITION), position(7).to_json(),
+                   MONDAY_8AM)
+    ingest.run([*received, good])
     # The good message behind the garbage got through, and whatever was refused was kept.
     assert "pos00000007" in [r[0] for r in ingest.store.db.execute("SELECT id FROM positions")]
     assert ingest.stats["received"] == len(batch) + 1
@@ -72,7 +64,7 @@ def _ingest_one_fuzzed_batch(tmp_path: Path, batch: list[tuple[str, bytes]]) -> 
 
 
 def test_dead_letters_keep_what_was_wrong(tmp_path: Path) -> None:
-    ingest = offline_ingest(tmp_path)
+    ingest = offline_pipeline(tmp_path)
     pos_topic = contract.topic(VEHICLE, contract.Channel.POSITION)
     other = position(2, vehicle="someone-else").to_json()
     bad = [
@@ -82,7 +74,7 @@ def test_dead_letters_keep_what_was_wrong(tmp_path: Path) -> None:
         ("medicobus/v1/vehicles/ghost/position", position(3, vehicle="ghost").to_json()),
         (contract.topic(VEHICLE, contract.Channel.EVENT), position(4).to_json()),
     ]
-    assert ingest._write([Received(t, p, i, 1, 0, MONDAY_8AM) for i, (t, p) in enumerate(bad)])
+    ingest.run([Arrived(t, p, MONDAY_8AM) for t, p in bad])
     rows = list(ingest.store.db.query("SELECT topic, error, payload FROM dead_letters"))
     assert len(rows) == 5
     errors = " | ".join(r["error"] for r in rows)
@@ -114,14 +106,14 @@ def test_garbage_through_the_broker_does_not_stop_consuming(
 
 
 def test_the_same_message_twice_is_stored_once(tmp_path: Path) -> None:
-    ingest = offline_ingest(tmp_path)
-    msg = Received(contract.topic(VEHICLE, contract.Channel.POSITION), position(1).to_json(),
-                   1, 1, 0, MONDAY_8AM)
+    ingest = offline_pipeline(tmp_path)
+    msg = Arrived(contract.topic(VEHICLE, contract.Channel.POSITION), position(1).to_json(),
+                  MONDAY_8AM)
     batch = json.dumps({**position(2).model_dump(mode="json"), "kind": "batch",
                         "id": "batch0001", "items": [VALID, VALID]}).encode()
-    assert ingest._write([msg, msg])
-    assert ingest._write([Received(contract.topic(VEHICLE, contract.Channel.BATCH), batch, 2,
-                                   1, 0, MONDAY_8AM)])
+    ingest.run([msg, msg])
+    ingest.run([Arrived(contract.topic(VEHICLE, contract.Channel.BATCH), batch, MONDAY_8AM)])
     assert ingest.store.count("positions") == 1
-    assert ingest.stats == {"received": 3, "stored": 1, "duplicates": 3, "dead_letters": 0}
+    assert ingest.stats == {"received": 3, "stored": 1, "duplicates": 3, "dead_letters": 0,
+                            "step_errors": 0}
 

@@ -16,6 +16,7 @@ import pytest
 
 from ground.fleet import load_fleet
 from ground.ingest import Ingest
+from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
 from ground.state import LiveState
 from ground.store import Store
@@ -38,8 +39,8 @@ def secure(tmp_path: Path) -> Iterator[SecureBroker]:
 
 def _ground(secure: SecureBroker, tmp_path: Path) -> Ingest:
     vehicles = {v.id for v in load_fleet(FLEET).vehicles}
-    ingest = Ingest(secure.settings("ground"), Store(tmp_path / "g.db"), LiveState(),
-                    vehicles, lambda changed: None, SystemClock())
+    ingest = Ingest(secure.settings("ground"),
+                    Pipeline(Store(tmp_path / "g.db"), LiveState(), vehicles), SystemClock())
     ingest.start()
     wait_until(ingest.subscribed.is_set, what="ground subscribed")
     PlanPublisher(load_fleet(FLEET), ingest.client).publish(date(2026, 11, 23))
@@ -54,7 +55,7 @@ def test_bus_delivers_over_tls_with_its_own_account(tmp_path: Path, secure: Secu
     link.start()
     for i in range(20):
         outbox.put(position(i))
-    wait_until(lambda: ingest.store.count("positions") == 20, what="20 positions over TLS")
+    wait_until(lambda: ingest.pipeline.store.count("positions") == 20, what="20 positions over TLS")
     assert outbox.count() == 0
     wait_until(lambda: bool(plans), what="the plan the ground published, read back by the bus")
     assert plans[0].vehicle == VEHICLE and len(plans[0].visits) == 3
@@ -91,15 +92,16 @@ def test_a_bus_that_vanishes_is_offline_within_one_and_a_half_keepalives(
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     try:
-        wait_until(lambda: ingest.state.get(VEHICLE).connection == "online", what="online")
+        wait_until(lambda: ingest.pipeline.state.get(VEHICLE).connection == "online", what="online")
         bus.send_signal(signal.SIGSTOP)  # frozen: socket open, no more pings (a dead modem)
         frozen_at = time.monotonic()
-        wait_until(lambda: ingest.state.get(VEHICLE).connection == "offline", timeout=20,
+        wait_until(lambda: ingest.pipeline.state.get(VEHICLE).connection == "offline", timeout=20,
                    what="the Last Will")
         elapsed = time.monotonic() - frozen_at
         # MQTT's 1.5 x keepalive, plus Mosquitto's few seconds between keepalive checks.
         assert elapsed <= 1.5 * keepalive + 5.0, elapsed
-        assert ingest.state.get(VEHICLE).presence(SystemClock().now(), _MINUTE) == "offline"
+        state = ingest.pipeline.state.get(VEHICLE)
+        assert state.presence(SystemClock().now(), _MINUTE) == "offline"
     finally:
         bus.kill()
         bus.wait()

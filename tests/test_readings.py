@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from ground.ingest import Ingest, Received
+from ground.pipeline import Arrived, Pipeline
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
-from medicobus.clock import SystemClock
-from medicobus.mqtt import BrokerSettings
 from tests.harness import MONDAY_8AM, VEHICLE
 
 TOPIC = contract.topic(VEHICLE, contract.Channel.READING)
@@ -24,13 +22,12 @@ def reading(minutes: int, **values: float | None) -> contract.Reading:
 
 
 def test_readings_are_stored_once_with_flags_kept(tmp_path: Path) -> None:
-    ingest = Ingest(BrokerSettings(), Store(tmp_path / "g.db"), LiveState(), {VEHICLE},
-                    lambda vehicles: None, SystemClock())
+    ingest = Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
     warm = reading(1, temp_c=9.5)
     batch = [reading(0, temp_c=4.0), warm, reading(2, temp_c=None), warm]  # warm: resent
-    received = [Received(TOPIC, r.to_json(), i, 1, 0, MONDAY_8AM) for i, r in enumerate(batch)]
+    received = [Arrived(TOPIC, r.to_json(), MONDAY_8AM) for r in batch]
     received.append(received[0])  # delivered twice
-    assert ingest._write(received)
+    ingest.run(received)
     series = ingest.store.series(VEHICLE, "fridge", "temp_c", MONDAY_8AM)
     assert [(v, f) for _, v, f in series] == [(4.0, None), (9.5, None), (None, "out_of_range")]
     latest = ingest.state.get(VEHICLE).readings[("fridge", "temp_c")]
@@ -43,9 +40,8 @@ def test_readings_are_stored_once_with_flags_kept(tmp_path: Path) -> None:
 
 
 def test_an_impossible_value_is_refused_at_the_door(tmp_path: Path) -> None:
-    ingest = Ingest(BrokerSettings(), Store(tmp_path / "g.db"), LiveState(), {VEHICLE},
-                    lambda vehicles: None, SystemClock())
+    ingest = Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
     bad = reading(0, temp_c=4.0).to_json().replace(b"4.0", b"Infinity")
-    assert ingest._write([Received(TOPIC, bad, 1, 1, 0, MONDAY_8AM)])
+    ingest.run([Arrived(TOPIC, bad, MONDAY_8AM)])
     assert ingest.store.count("dead_letters") == 1
     assert ingest.store.count("samples") == 0
