@@ -74,23 +74,28 @@ class Board:
         return self.clock.now().astimezone(self.fleet.zone).date()
 
     def stops(self) -> list[StopView]:
+        """Every commune with its next visit (not the later ones: see `stop`)."""
         live = _Live(self)
-        return [self._stop_view(s.id, live) for s in self.fleet.stops]
+        return [self._stop_view(s.id, live, upcoming=False) for s in self.fleet.stops]
 
     def stop(self, insee: str) -> StopView | None:
+        """One commune, its next visit and the others up to the horizon."""
         stop = self.fleet.stop_by_insee(insee)
-        return self._stop_view(stop.id, _Live(self)) if stop else None
+        return self._stop_view(stop.id, _Live(self), upcoming=True) if stop else None
 
     def forecasts(self, vehicle: str) -> list[Forecast]:
         """Today's forecast for one vehicle's remaining and past visits."""
         return forecast_day(self.fleet.day_visits(vehicle, self.today()),
                             self.state.get(vehicle), self.clock.now(), self.travel)
 
-    def _visits(self, stop_id: str, live: _Live) -> list[VisitView]:
-        """The visits at one stop from today to the horizon, cancelled ones included: only
-        the vehicles that serve it are asked for a forecast."""
-        views = []
+    def _visits(self, stop_id: str, live: _Live, upcoming: bool) -> list[VisitView]:
+        """The visits at one stop from today to the horizon (without `upcoming`, up to the
+        first day that has any), cancelled ones included: only the vehicles that serve it
+        are asked for a forecast."""
+        views: list[VisitView] = []
         for offset in range(HORIZON_DAYS + 1):
+            if views and not upcoming:
+                break
             for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
                 e = dated.entry
                 base = dict(visit=dated.id, vehicle=e.vehicle,
@@ -124,10 +129,10 @@ class Board:
             departed_at=f.departed_at.astimezone(zone) if f.departed_at else None,
         )
 
-    def _stop_view(self, stop_id: str, live: _Live) -> StopView:
+    def _stop_view(self, stop_id: str, live: _Live, upcoming: bool) -> StopView:
         stop = self.fleet.stop(stop_id)
         now, today = live.now, live.today
-        here = self._visits(stop_id, live)
+        here = self._visits(stop_id, live, upcoming)
         # Today's visit stays the one shown all day (so "reparti" can be read after the
         # bus has left), unless another visit here today is still to come.
         todays = [v for v in here if v.day == today]
@@ -135,7 +140,8 @@ class Board:
         later = [v for v in here if v.day > today]
         shown = pending or todays[-1:] or later
         nxt = shown[0] if shown else None
-        rest = [v for v in here if nxt is not None and v.planned_arrive > nxt.planned_arrive]
+        rest = [v for v in here if nxt is not None and v.planned_arrive > nxt.planned_arrive] \
+            if upcoming else []
         presence = last_seen = queue = None
         if nxt is not None:
             s = self.state.get(nxt.vehicle)

@@ -22,7 +22,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -42,6 +41,7 @@ HALF_LABELS_FR = {"am": "matin", "pm": "après-midi", "day": "journée"}
 DAY_LABELS_FR = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 
 DAY_VISITS_KEPT = 20_000  # (vehicle, day) plans kept: a thousand buses over a fortnight
+DAYS_KEPT = 62  # days of the whole fleet's visits kept, from yesterday to the horizon
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
@@ -127,7 +127,6 @@ class Fleet(_Strict):
     stops: list[Stop]
     timetable: list[TimetableEntry]
     cancellations: list[Cancellation] = []
-    _index: _Index = PrivateAttr()
 
     @field_validator("timezone")
     @classmethod
@@ -176,13 +175,16 @@ class Fleet(_Strict):
                     )
         return self
 
-    def model_post_init(self, context: object) -> None:
-        self._index = _Index(self)
+    @functools.cached_property
+    def _index(self) -> _Index:
+        # A cached property, not a pydantic private attribute: those are read through
+        # __getattr__, ten times slower on this hot path.
+        return _Index(self)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None,
                    deep: bool = False) -> Fleet:
         copy = super().model_copy(update=update, deep=deep)
-        copy.model_post_init(None)  # a changed timetable gets its own index
+        copy.__dict__.pop("_index", None)  # a changed timetable gets its own index
         return copy
 
     @property
@@ -208,8 +210,8 @@ class Fleet(_Strict):
 
     def cancellation(self, entry: TimetableEntry, day: date) -> Cancellation | None:
         """Why the entry's visit on `day` does not take place, or None if it does."""
-        listed = next((c for c in self._index.cancellations.get((day, entry.stop), ())
-                       if c.half in (None, entry.half)), None)  # fmt: skip
+        found = self._index.cancellations.get((day, entry.stop))
+        listed = next((c for c in found if c.half in (None, entry.half)), None) if found else None
         if listed is not None or not self.skip_public_holidays or entry.on_public_holidays:
             return listed
         holiday = public_holiday(day, self.holidays_subdivision)
@@ -251,6 +253,7 @@ class _Index:
         for c in fleet.cancellations:
             self.cancellations.setdefault((c.date, c.stop), []).append(c)
         self.day_visits: dict[tuple[str, date], tuple[contract.PlannedVisit, ...]] = {}
+        self.days: dict[date, dict[str, list[DatedVisit]]] = {}  # by stop
 
 
 @functools.cache
@@ -310,15 +313,26 @@ class DatedVisit:
 def visits_on(fleet: Fleet, day: date, vehicle: str | None = None,
               stop: str | None = None) -> list[DatedVisit]:
     """The visits of `day` (the whole fleet's, or one vehicle's, or at one stop), cancelled
-    ones included, in order of arrival."""
-    zone = fleet.zone
-    return [
-        DatedVisit(entry=e, stop=fleet.stop(e.stop), day=day,
-                   arrive=local_moment(day, e.arrive, zone),
-                   depart=local_moment(day, e.depart, zone),
-                   cancelled=fleet.cancellation(e, day))
-        for e in fleet.entries(day.weekday(), vehicle, stop)
-    ]  # fmt: skip
+    ones included, in order of arrival. Each day is worked out once for the whole fleet."""
+    index = fleet._index
+    by_stop = index.days.get(day)
+    if by_stop is None:
+        if len(index.days) > DAYS_KEPT:
+            index.days.clear()
+        by_stop = index.days[day] = {}
+        zone = fleet.zone
+        for e in fleet.entries(day.weekday()):
+            by_stop.setdefault(e.stop, []).append(DatedVisit(
+                entry=e, stop=fleet.stop(e.stop), day=day,
+                arrive=local_moment(day, e.arrive, zone), depart=local_moment(day, e.depart, zone),
+                cancelled=fleet.cancellation(e, day)))  # fmt: skip
+    if stop is not None:
+        found = by_stop.get(stop, [])
+        return found if vehicle is None else [v for v in found if v.entry.vehicle == vehicle]
+    if vehicle is not None:  # its entries are in order already
+        entries = fleet.entries(day.weekday(), vehicle)
+        return [v for e in entries for v in by_stop[e.stop] if v.entry is e]
+    return sorted((v for visits in by_stop.values() for v in visits), key=lambda v: v.arrive)
 
 
 def day_plan(fleet: Fleet, vehicle: str, day: date) -> contract.Plan:

@@ -26,7 +26,7 @@ from medicobus.mqtt import BrokerSettings, describe_refusal, new_client
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 2000  # taken down the pipeline in one go at most
+BATCH_MAX = 500  # messages taken down the pipeline in one go at most
 RETRY_S = 1.0  # after the store refused a batch
 
 
