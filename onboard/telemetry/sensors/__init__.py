@@ -76,11 +76,6 @@ _PLUGINS: dict[str, str] = {
 SensorFactory = Callable[["SensorSettings", Clock, Motion | None], Sensor]
 
 
-def register(type_: str, target: str) -> None:
-    """Add a plugin: `target` is "module:factory". (The config's `type` must accept it.)"""
-    _PLUGINS[type_] = target
-
-
 def plugin_types() -> list[str]:
     return sorted(_PLUGINS)
 
