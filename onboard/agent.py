@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from medicobus import contract
+from medicobus import contract, motion
 from medicobus.clock import Clock
 from onboard.config import OnboardSettings
 from onboard.geofence import VisitTracker
@@ -90,7 +90,7 @@ class Agent:
     def process(self, fix: Fix) -> None:
         if not self.filter.accept(fix):
             return
-        self.moving = (fix.speed or 0.0) * 3.6 >= self.settings.report.moving_speed_kmh
+        self.moving = motion.moving(fix.speed, self.settings.report.moving_speed_kmh)
         crossings = self.visits.update(fix)
         for c in crossings:
             log.info("%s at %s (%s)", c.event, c.visit.commune, c.visit.visit)

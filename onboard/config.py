@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medicobus import contract
+from medicobus.motion import MOVING_SPEED_KMH
 from medicobus.mqtt import BrokerSettings
 from medicobus.settings import load_toml
 
@@ -40,7 +41,7 @@ class ReportSettings(_Section):
     heartbeat_s: Positive = 600.0  # a parked bus reports only this often
     distance_m: Positive = 100.0  # a displacement this large is reported
     heading_deg: Positive = 25.0  # so is a turn this sharp while moving
-    moving_speed_kmh: Positive = 5.0
+    moving_speed_kmh: Positive = MOVING_SPEED_KMH  # see medicobus.motion
 
 
 class GeofenceSettings(_Section):

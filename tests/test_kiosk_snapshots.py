@@ -48,7 +48,7 @@ def _push(make: Callable[[KioskApp], Screen[Any]]) -> Callable[[KioskApp], None]
 def _ticket(app: KioskApp) -> TicketScreen:
     app.queue.check_in_walk_in("M. L.", 1950, "consultation")  # someone before
     booked = appointments().items[1]
-    return TicketScreen(app.queue.check_in_appointment(booked, "L."))
+    return app.ticket_screen(app.queue.check_in_appointment(booked, "L."))
 
 
 def _staff(app: KioskApp) -> StaffScreen:
@@ -59,12 +59,16 @@ def _staff(app: KioskApp) -> StaffScreen:
     called = app.queue.call_next()
     assert called is not None
     app.last_called = called.number
-    return StaffScreen()
+    return StaffScreen(app.queue, app.last_called)
 
 
 def _staff_end(app: KioskApp) -> None:
     app.push_screen(_staff(app))
     app.push_screen(ConfirmEndScreen())
+
+
+def _unanswered(*_: object) -> Any:
+    raise AssertionError("the snapshots draw the screens; nobody answers them")
 
 
 async def _type_wrong(pilot: Pilot[None]) -> None:
@@ -78,16 +82,17 @@ SCREENS: dict[str, tuple[Callable[[KioskApp], None] | None, bool]] = {
     "welcome_closed": (None, False),
     "choice": (_push(lambda app: ChoiceScreen()), True),
     "last_name": (_push(lambda app: LastNameScreen()), True),
-    "birth_date": (_push(lambda app: BirthDateScreen()), True),
-    "code": (_push(lambda app: CodeScreen()), True),
-    "confirm": (_push(lambda app: ConfirmScreen(appointments().items[1], "L.")), True),
+    "birth_date": (_push(lambda app: BirthDateScreen(app.today(), _unanswered)), True),
+    "code": (_push(lambda app: CodeScreen(_unanswered)), True),
+    "confirm": (_push(lambda app: ConfirmScreen(appointments().items[1], "L.", _unanswered)),
+                True),
     "ticket": (_push(_ticket), True),
-    "privacy": (_push(lambda app: PrivacyScreen()), True),
+    "privacy": (_push(lambda app: PrivacyScreen(app.settings.retention_hours)), True),
     "first_name": (_push(lambda app: FirstNameScreen()), True),
-    "birth_year": (_push(lambda app: BirthYearScreen()), True),
-    "reason": (_push(lambda app: ReasonScreen()), True),
+    "birth_year": (_push(lambda app: BirthYearScreen(app.today())), True),
+    "reason": (_push(lambda app: ReasonScreen(_unanswered)), True),
     "idle_warning": (_push(lambda app: IdleWarningScreen()), True),
-    "staff_pin": (_push(lambda app: PinScreen()), True),
+    "staff_pin": (_push(lambda app: PinScreen(app.staff_lock)), True),
     "staff_queue": (_push(_staff), True),
     "staff_end": (_staff_end, True),
 }

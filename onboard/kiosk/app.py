@@ -7,9 +7,12 @@ onboard configuration. Check-in never needs the network: everything it reads is 
 (the plan and bookings the agent stored), everything it writes goes to the queue's file
 and the outbox, which the agent's link drains when the bus has signal.
 
-Screens (in `screens/`): welcome (language) → choice → appointment (last name, birth date
-or code, confirmation) or walk-in (privacy notice, first name, birth year, reason) → ticket;
-an idle warning over any of them; staff mode behind a PIN (F12 or the discreet ⚙ button).
+The app owns the flow; screens (in `screens/`) are given what they show and how to check
+an answer, and dismiss a result (None for Back). A patient, in one worker (`patient`):
+welcome (language) → choice → appointment (last name, birth date or code, confirmation) or
+walk-in (privacy notice, first name, birth year, reason) → ticket; Back shows the previous
+screen again with what was typed there. An idle warning over any of them; staff mode
+behind a PIN (F12 or the discreet ⚙ button), in a worker of its own (`staff_mode`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypeVar
 
-from textual import events
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
@@ -31,13 +35,26 @@ from medicobus import contract
 from medicobus.clock import Clock
 from onboard.config import KioskSettings, OnboardSettings
 from onboard.kiosk import i18n
-from onboard.kiosk.matching import AppointmentBook
+from onboard.kiosk.matching import AppointmentBook, InputError, initials
 from onboard.kiosk.queue import PatientQueue, Ticket, current_visit
+from onboard.kiosk.screens.appointment import (
+    BirthDateScreen,
+    CodeScreen,
+    ConfirmScreen,
+    LastNameScreen,
+)
+from onboard.kiosk.screens.base import Answer
 from onboard.kiosk.screens.idle import IdleWarningScreen
 from onboard.kiosk.screens.staff import ConfirmEndScreen, PinScreen, StaffScreen
 from onboard.kiosk.screens.ticket import TicketScreen
-from onboard.kiosk.screens.welcome import WelcomeScreen
-from onboard.kiosk.session import LOCAL_TZ, Session, StaffLock
+from onboard.kiosk.screens.walk_in import (
+    BirthYearScreen,
+    FirstNameScreen,
+    PrivacyScreen,
+    ReasonScreen,
+)
+from onboard.kiosk.screens.welcome import ChoiceScreen, Reception, WelcomeScreen
+from onboard.kiosk.session import LOCAL_TZ, Session, StaffLock, wait_minutes
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +67,10 @@ _ACTIVITY = (events.Key, events.MouseDown, events.MouseUp, events.MouseScrollDow
              events.MouseScrollUp, events.Paste)
 
 STATE_EVERY_S = 120.0  # a fresh queue state for the ground at least this often
+
+R = TypeVar("R")
+# Where the rest of a patient's path ends: a ticket, or None when they came back.
+Ending = Awaitable[Ticket | None]
 
 
 class KioskApp(App[None], inherit_bindings=False):
@@ -76,7 +97,7 @@ class KioskApp(App[None], inherit_bindings=False):
         self.visit: contract.PlannedVisit | None = None
         self.session = Session(settings.language)
         self.last_called: int | None = None
-        self.staff_lock = StaffLock()
+        self.staff_lock = StaffLock(settings.staff_pin, clock)
         self._last_activity = time.monotonic()
         self._booked: tuple[str, ...] | None = None
         i18n.set_language(settings.language)
@@ -84,10 +105,10 @@ class KioskApp(App[None], inherit_bindings=False):
     # --- lifecycle ---
 
     def get_default_screen(self) -> Screen[None]:
-        return WelcomeScreen()
+        return WelcomeScreen(self.reception())
 
     def on_mount(self) -> None:
-        self.refresh_visit(repaint=False)
+        self.refresh_visit()
         self.set_interval(self.visit_poll_s, self.refresh_visit)
         self.set_interval(min(1.0, self.settings.idle_warning_s / 4), self.idle_tick)
         self.set_interval(3600, self._purge)
@@ -110,7 +131,7 @@ class KioskApp(App[None], inherit_bindings=False):
 
     # --- the day: which visit, which bookings ---
 
-    def refresh_visit(self, repaint: bool = True) -> None:
+    def refresh_visit(self) -> None:
         """Follow the bus: open the queue at the visit it is at, with that visit's
         bookings; reopen with fresh bookings when the ground sent new ones."""
         was_open = self.is_open()
@@ -128,51 +149,150 @@ class KioskApp(App[None], inherit_bindings=False):
             key = (visit.visit, *sorted(b.appointment for b in booked))
             if self.queue.visit != visit.visit or key != self._booked:
                 if self.queue.visit != visit.visit:
-                    self.last_called = None
+                    self._nobody_called()
                 self.queue.open(visit.visit, booked=booked)
                 self._booked = key
         self.visit = visit
-        if repaint and was_open != self.is_open() and isinstance(self.screen, WelcomeScreen):
-            self.screen.refresh_words()
+        if was_open != self.is_open() and isinstance(self.screen, WelcomeScreen):
+            self.screen.show(self.reception())
 
     def book(self) -> AppointmentBook:
         return self.book_loader()
-
-    def visit_id(self) -> str | None:
-        return self.visit.visit if self.visit is not None else None
 
     def is_open(self) -> bool:
         """Check-in is possible: the bus is at a visit and staff has not ended it."""
         return (self.visit is not None and self.queue.visit == self.visit.visit
                 and self.queue.is_open)
 
-    def checked_in(self) -> set[str]:
-        """Appointment ids that already have a ticket at this visit."""
-        return {t.appointment for t in self.queue.tickets() if t.appointment}
+    def reception(self) -> Reception:
+        """What the welcome screen says now."""
+        return Reception(open=self.is_open(), paused=self.queue.paused,
+                         last_called=self.last_called)
 
     def today(self) -> date:
         return self.clock.now().astimezone(LOCAL_TZ).date()
 
-    # --- the patient's session ---
+    # --- the patient's path ---
 
     def set_language(self, lang: str) -> None:
         self.session.language = lang
         i18n.set_language(lang)
 
-    def show_ticket(self, ticket: Ticket) -> None:
-        self.push_screen(TicketScreen(ticket))
+    @on(WelcomeScreen.LanguageChosen)
+    def language_chosen(self, event: WelcomeScreen.LanguageChosen) -> None:
+        self.set_language(event.language)
+        if self.is_open():
+            self.patient()
+        else:  # closed: show the message in the chosen language
+            self._welcome().show(self.reception())
+
+    @work(group="patient", exclusive=True)
+    async def patient(self) -> None:
+        """One patient, from the choice to their ticket, or back to the welcome screen."""
+        ticket = await self._step(lambda _: ChoiceScreen(), self._chosen)
+        if ticket is not None:
+            done = self.set_timer(self.settings.idle_warning_s, self.finish_session)
+            await self.push_screen_wait(self.ticket_screen(ticket))
+            done.stop()
+        self.finish_session()
+
+    async def _step(self, screen: Callable[[R | None], Screen[R | None]],
+                    then: Callable[[R], Ending]) -> Ticket | None:
+        """Show `screen(None)` and go on with `then(result)`; when the patient comes back
+        from there, show `screen(result)` again (with what they typed). None: they went
+        back from this screen."""
+        result: R | None = None
+        while True:
+            result = await self.push_screen_wait(screen(result))
+            if result is None:
+                return None
+            ticket = await then(result)
+            if ticket is not None:
+                return ticket
+
+    async def _chosen(self, has_appointment: bool) -> Ticket | None:
+        if has_appointment:
+            return await self._step(lambda a: LastNameScreen(_typed(a)), self._named)
+        hours = self.settings.retention_hours
+        return await self._step(lambda _: PrivacyScreen(hours), self._informed)
+
+    # appointment: last name and birth date, or a code; then the confirmation
+
+    async def _named(self, name: Answer[str | None]) -> Ticket | None:
+        if name.value is None:  # "I have a code"
+            return await self._step(lambda a: CodeScreen(self._by_code, _typed(a)),
+                                    lambda found: self._confirm(found.value, ""))
+        last_name = self.session.last_name = name.value
+
+        def find(birth: date) -> contract.BookedAppointment:
+            self.session.birth = birth
+            return self._for_here(self.book().match(last_name, birth,
+                                                    exclude=self.checked_in()))
+
+        return await self._step(lambda a: BirthDateScreen(self.today(), find, _typed(a)),
+                                lambda found: self._confirm(found.value, initials(last_name)))
+
+    def _by_code(self, code: str) -> contract.BookedAppointment:
+        return self._for_here(self.book().match_code(code))
+
+    def _for_here(self, found: contract.BookedAppointment | None) -> contract.BookedAppointment:
+        """The booking if it is for this visit and has no ticket yet; else InputError."""
+        if found is None:
+            raise InputError("unknown", "no booking matches")
+        if found.appointment in self.checked_in():
+            raise InputError("already", "booking already has a ticket")
+        if self.visit is None or found.visit != self.visit.visit:
+            raise InputError("elsewhere", "booking at another visit")
+        return found
+
+    def checked_in(self) -> set[str]:
+        """Appointment ids that already have a ticket at this visit."""
+        return {t.appointment for t in self.queue.tickets() if t.appointment}
+
+    async def _confirm(self, found: contract.BookedAppointment, shown: str) -> Ticket | None:
+        self.session.appointment = found
+        return await self.push_screen_wait(ConfirmScreen(
+            found, shown, lambda: self.queue.check_in_appointment(found, shown)))
+
+    # walk-in: privacy notice, first name, birth year, reason
+
+    async def _informed(self, _: bool) -> Ticket | None:
+        return await self._step(lambda a: FirstNameScreen(_typed(a)), self._first_named)
+
+    async def _first_named(self, first: Answer[str]) -> Ticket | None:
+        self.session.initials = first.value
+        return await self._step(lambda a: BirthYearScreen(self.today(), _typed(a)),
+                                self._aged)
+
+    async def _aged(self, year: Answer[int]) -> Ticket | None:
+        self.session.birth_year = year.value
+
+        def check_in(reason: str) -> Ticket:
+            self.session.reason = reason
+            return self.queue.check_in_walk_in(self.session.initials, year.value, reason)
+
+        return await self.push_screen_wait(ReasonScreen(check_in))
+
+    def ticket_screen(self, ticket: Ticket) -> TicketScreen:
+        """The ticket with its place in the queue and the forecast wait."""
+        return TicketScreen(ticket, ahead=max(0, self.queue.position(ticket) - 1),
+                            wait_min=wait_minutes(self.queue.estimated_wait(ticket)))
 
     def finish_session(self) -> None:
         """Back to the welcome screen with nothing of this patient left: every screen they
         filled is removed (with its fields), the session is new, the language the default."""
+        self.workers.cancel_node(self)  # the paths waiting on those screens
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self.session = Session(self.settings.language)
         i18n.set_language(self.settings.language)
         self._last_activity = time.monotonic()
-        welcome = self.screen
-        if isinstance(welcome, WelcomeScreen):
-            welcome.refresh_words()
+        self._welcome().show(self.reception())
+
+    def _welcome(self) -> WelcomeScreen:
+        welcome = self.screen_stack[0]
+        assert isinstance(welcome, WelcomeScreen)
+        return welcome
 
     # --- idle: warn, then clear everything ---
 
@@ -197,7 +317,7 @@ class KioskApp(App[None], inherit_bindings=False):
 
     def idle_tick(self) -> None:
         if self.at_rest() or isinstance(self.screen, TicketScreen):
-            self.note_activity()  # the ticket screen clears itself on its own timer
+            self.note_activity()  # the ticket screen is cleared on its own timer
             return
         idle = time.monotonic() - self._last_activity
         if idle >= self.settings.idle_reset_s:
@@ -213,7 +333,31 @@ class KioskApp(App[None], inherit_bindings=False):
         if isinstance(self.screen, PinScreen | StaffScreen | ConfirmEndScreen):
             return
         self.note_activity()
-        self.push_screen(PinScreen())
+        self.staff_mode()
+
+    @work(group="staff", exclusive=True)
+    async def staff_mode(self) -> None:
+        """The PIN, then the queue; leaving staff mode clears the kiosk for the next
+        patient. A wrong PIN and Back returns to whatever was on screen."""
+        if await self.push_screen_wait(PinScreen(self.staff_lock)):
+            await self.push_screen_wait(StaffScreen(self.queue, self.last_called))
+            self.finish_session()
+
+    @on(StaffScreen.Called)
+    def called(self, event: StaffScreen.Called) -> None:
+        self.last_called = event.number
+
+    def _nobody_called(self) -> None:
+        """A new visit: nobody called yet, on the staff screen too if it is open."""
+        self.last_called = None
+        for screen in self.screen_stack:
+            if isinstance(screen, StaffScreen):
+                screen.last_called = None
+
+
+def _typed(answer: Answer[R] | None) -> str:
+    """What the patient typed last time on this question ("" the first time)."""
+    return answer.text if answer is not None else ""
 
 
 def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> KioskApp:

@@ -21,6 +21,7 @@ ERROR_CODES = frozenset({
     "empty", "too_long", "bad_characters", "bad_date", "future_date", "too_old",
     "unknown",  # no booking matches, or no such ticket
     "already",  # this booking already has a ticket
+    "elsewhere",  # this booking is at another stop
     "closed",  # no session open at this stop: check-in is not possible now
 })  # fmt: skip
 

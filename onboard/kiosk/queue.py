@@ -215,7 +215,7 @@ class PatientQueue:
     def open(self, visit: str, booked: Sequence[contract.BookedAppointment] = ()) -> None:
         """Start, or resume after a restart, the session at `visit`. `booked` is the visit's
         bookings as now known (it replaces what was stored). A session staff ended stays
-        ended (see `reopen`). Opening another visit ends the previous one: the bus is at one
+        ended. Opening another visit ends the previous one: the bus is at one
         stop at a time. Old check-in data is purged first."""
         with self._lock:
             self.purge()
@@ -230,12 +230,6 @@ class PatientQueue:
                      "booked": slots})  # fmt: skip
             self.visit = visit
             self._emit()
-
-    def reopen(self) -> None:
-        """Undo `end_session` (staff ended it by mistake)."""
-        with self._lock:
-            self._require_visit()
-            self._set_session(open=True)
 
     def end_session(self) -> None:
         """Staff ended the session at this stop: no more check-ins, the ground learns the

@@ -8,11 +8,12 @@ the next patient can never see the previous one's data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from medicobus import contract
+from medicobus.clock import Clock
 from onboard.kiosk.i18n import N_, _
 
 # The médicobus tours French communes: appointment times are shown in French local time.
@@ -30,16 +31,36 @@ class Session:
     initials: str = ""
     birth_year: int | None = None
     reason: str = ""
-    tried_code: bool = False
-    history: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+MAX_TRIES = 3
+LOCKOUT = timedelta(minutes=1)
+
+
 class StaffLock:
-    """Wrong PIN attempts at the staff door, kept across visits to the PIN screen."""
+    """The staff code and the wrong attempts at it, kept across visits to the PIN screen:
+    MAX_TRIES wrong codes in a row lock the door for LOCKOUT."""
 
-    failures: int = 0
-    locked_until: datetime | None = None
+    def __init__(self, pin: str, clock: Clock) -> None:
+        self._pin = pin
+        self._clock = clock
+        self.failures = 0
+        self.locked_until: datetime | None = None
+
+    def locked(self) -> bool:
+        return self.locked_until is not None and self._clock.now() < self.locked_until
+
+    def attempt(self, code: str) -> int | None:
+        """None when `code` opens the door (the count starts again); otherwise the tries
+        left, 0 when this attempt locked the door."""
+        if code.strip() == self._pin:
+            self.failures, self.locked_until = 0, None
+            return None
+        self.failures += 1
+        if self.failures >= MAX_TRIES:
+            self.failures, self.locked_until = 0, self._clock.now() + LOCKOUT
+            return 0
+        return MAX_TRIES - self.failures
 
 
 # What an `InputError.code` means, in words a patient understands; screens override some

@@ -55,12 +55,13 @@ class KioskInput(Input):
 
 
 class StaffDoor(Button):
-    """The discreet way into staff mode (F12 on a keyboard)."""
+    """The discreet way into staff mode (F12 on a keyboard): runs the app's `staff` action,
+    as the key does."""
 
     DEFAULT_CLASSES = "staff-door"
 
     def __init__(self) -> None:
-        super().__init__("⚙", id="staff-door", tooltip=None)
+        super().__init__("⚙", id="staff-door", tooltip=None, action="app.staff")
         self.can_focus = False  # patients tabbing through buttons should not land here
 
 

@@ -8,6 +8,7 @@ always reported so the ground sees the change at once.
 from __future__ import annotations
 
 from medicobus.geo import distance_m, heading_change_deg
+from medicobus.motion import moving
 from onboard.config import ReportSettings
 from onboard.telemetry.fix import Fix
 
@@ -16,9 +17,6 @@ class ReportPolicy:
     def __init__(self, settings: ReportSettings) -> None:
         self.settings = settings
         self.last: Fix | None = None
-
-    def moving(self, fix: Fix) -> bool:
-        return (fix.speed or 0.0) * 3.6 >= self.settings.moving_speed_kmh
 
     def due(self, fix: Fix) -> bool:
         """Whether to report `fix`; remembers it as the last report when it is."""
@@ -34,11 +32,12 @@ class ReportPolicy:
         elapsed = (fix.ts - last.ts).total_seconds()
         if elapsed < s.min_interval_s:
             return False
-        if elapsed >= s.heartbeat_s or self.moving(fix) != self.moving(last):
+        now_moving = moving(fix.speed, s.moving_speed_kmh)
+        if elapsed >= s.heartbeat_s or now_moving != moving(last.speed, s.moving_speed_kmh):
             return True
         if distance_m(last.lat, last.lon, fix.lat, fix.lon) >= s.distance_m:
             return True
-        if not self.moving(fix):
+        if not now_moving:
             return False
         if elapsed >= s.moving_interval_s:
             return True

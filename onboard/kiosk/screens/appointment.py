@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 
 from medicobus import contract
 from onboard.kiosk.i18n import N_, _
-from onboard.kiosk.matching import InputError, clean_text, initials, parse_birth_date
-from onboard.kiosk.screens.base import AskScreen, KioskScreen
+from onboard.kiosk.matching import InputError, clean_text, parse_birth_date
+from onboard.kiosk.queue import Ticket
+from onboard.kiosk.screens.base import Answer, AskScreen
 from onboard.kiosk.session import clock_time, error_text
-from onboard.kiosk.widgets import BigButton, Problem, Say, Title
+from onboard.kiosk.widgets import BigButton, KioskInput, Problem, Say, Title
 
 ELSEWHERE = N_("Your appointment is not at this stop. Please ask the assistant.")
 
+class LastNameScreen(AskScreen[str | None]):
+    """The last name, cleaned; None when the patient would rather give a code."""
 
-class LastNameScreen(AskScreen):
     TITLE_TEXT = N_("What is your last name?")
     HELP_TEXT = N_("Write your last name. Then touch Continue.")
     PLACEHOLDER = N_("Last name")
@@ -25,75 +31,70 @@ class LastNameScreen(AskScreen):
         with Horizontal(classes="aside"):
             yield BigButton(_("I have a code"), id="code")
 
-    def answer(self, text: str) -> None:
-        session = self.kiosk.session
-        session.last_name = clean_text(text)
-        self.app.push_screen(BirthDateScreen())
+    def check(self, text: str) -> str | None:
+        return clean_text(text)
 
     @on(BigButton.Pressed, "#code")
     def code(self) -> None:
-        self.app.push_screen(CodeScreen())
+        self.dismiss(Answer(self.query_one("#answer", KioskInput).value, None))
 
 
-class BirthDateScreen(AskScreen):
+class BirthDateScreen(AskScreen[contract.BookedAppointment]):
+    """The birth date, which with the last name finds the booking: `find(birth)` gives the
+    booking for here or raises InputError ("unknown", "already", "elsewhere")."""
+
     TITLE_TEXT = N_("What is your date of birth?")
     HELP_TEXT = N_("Day, month, year. Example: 14 07 1950.")
     PLACEHOLDER = N_("Date of birth")
     ERROR_WORDS = {"bad_characters": N_("Please use numbers only. Example: 14 07 1950."),
                    "too_long": N_("This is too long. Example: 14 07 1950."),
-                   "empty": N_("Please write your date of birth first.")}
+                   "empty": N_("Please write your date of birth first."),
+                   "elsewhere": ELSEWHERE}
 
-    def answer(self, text: str) -> None:
-        kiosk = self.kiosk
-        session = kiosk.session
-        birth = parse_birth_date(text, kiosk.today())
-        session.birth = birth
-        found = kiosk.book().match(session.last_name, birth, exclude=kiosk.checked_in())
-        confirm_or_explain(self, found, initials(session.last_name))
+    def __init__(self, today: date, find: Callable[[date], contract.BookedAppointment],
+                 typed: str = "") -> None:
+        super().__init__(typed)
+        self.today = today
+        self.find = find
+
+    def check(self, text: str) -> contract.BookedAppointment:
+        return self.find(parse_birth_date(text, self.today))
 
 
-class CodeScreen(AskScreen):
+class CodeScreen(AskScreen[contract.BookedAppointment]):
+    """The code on the appointment message, which finds the booking as `find(code)` does."""
+
     TITLE_TEXT = N_("What is your appointment code?")
     HELP_TEXT = N_("The code is on your appointment message.")
     PLACEHOLDER = N_("Code")
     ERROR_WORDS = {"unknown": N_("We cannot find this code. Please check, or ask the assistant."),
                    "empty": N_("Please write your code first."),
-                   "too_long": N_("This code is too long. Please check it.")}
+                   "too_long": N_("This code is too long. Please check it."),
+                   "elsewhere": ELSEWHERE}
 
-    def answer(self, text: str) -> None:
-        kiosk = self.kiosk
+    def __init__(self, find: Callable[[str], contract.BookedAppointment],
+                 typed: str = "") -> None:
+        super().__init__(typed)
+        self.find = find
+
+    def check(self, text: str) -> contract.BookedAppointment:
         if not text.strip():
             raise InputError("empty", "no code")
         if len(text) > 64:
             raise InputError("too_long", "code too long")
-        kiosk.session.tried_code = True
-        found = kiosk.book().match_code(text)
-        confirm_or_explain(self, found, "")
+        return self.find(text)
 
 
-def confirm_or_explain(screen: AskScreen, found: contract.BookedAppointment | None,
-                       shown_initials: str) -> None:
-    """On to the confirmation if the booking is for here and not checked in yet; otherwise
-    raise (or show) why not."""
-    kiosk = screen.kiosk
-    if found is None:
-        raise InputError("unknown", "no booking matches")
-    if found.appointment in kiosk.checked_in():
-        raise InputError("already", "booking already has a ticket")
-    if found.visit != kiosk.visit_id():
-        screen.show_problem(ELSEWHERE)
-        return
-    kiosk.session.appointment = found
-    screen.app.push_screen(ConfirmScreen(found, shown_initials))
+class ConfirmScreen(Screen[Ticket | None]):
+    """Only the initials and the time: enough to recognise oneself, nothing to overhear.
+    "Yes" checks in (`check_in()`) and dismisses the ticket."""
 
-
-class ConfirmScreen(KioskScreen):
-    """Only the initials and the time: enough to recognise oneself, nothing to overhear."""
-
-    def __init__(self, appointment: contract.BookedAppointment, shown_initials: str) -> None:
+    def __init__(self, appointment: contract.BookedAppointment, shown_initials: str,
+                 check_in: Callable[[], Ticket]) -> None:
         super().__init__()
         self.appointment = appointment
         self.shown_initials = shown_initials
+        self.check_in = check_in
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="page"):
@@ -113,14 +114,13 @@ class ConfirmScreen(KioskScreen):
 
     @on(BigButton.Pressed, "#back")
     def back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(BigButton.Pressed, "#yes")
     def confirm(self) -> None:
-        kiosk = self.kiosk
         try:
-            ticket = kiosk.queue.check_in_appointment(self.appointment, self.shown_initials)
+            ticket = self.check_in()
         except InputError as exc:
             self.query_one("#problem", Problem).show(error_text(exc.code))
             return
-        kiosk.show_ticket(ticket)
+        self.dismiss(ticket)

@@ -1,8 +1,13 @@
-"""What every kiosk screen shares: a way back to the app, and the "ask one thing" screen."""
+"""The shape of most FALC steps: one question, one field, Back and Continue.
+
+Screens know nothing of the app: they are given what they show and how to check an
+answer, and `dismiss` a result (None for Back); `KioskApp` decides what comes next.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,27 +19,24 @@ from onboard.kiosk.matching import InputError
 from onboard.kiosk.session import error_text
 from onboard.kiosk.widgets import BigButton, KioskInput, Problem, Say, Title
 
-if TYPE_CHECKING:
-    from onboard.kiosk.app import KioskApp
+R = TypeVar("R")
+T = TypeVar("T")
 
 
-class KioskScreen(Screen[None]):
-    """A patient-facing screen: reads and writes the app's current session."""
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """What a question screen gives back: the checked `value`, and the `text` typed, shown
+    again in the field if the patient comes back to that question."""
 
-    @property
-    def kiosk(self) -> KioskApp:
-        from onboard.kiosk.app import KioskApp
-
-        app = self.app
-        assert isinstance(app, KioskApp)
-        return app
+    text: str
+    value: T
 
 
-class AskScreen(KioskScreen):
-    """One question, one field, Back and Continue: the shape of most FALC steps.
+class FieldScreen(Screen[R | None], Generic[R]):
+    """One question, one field, Back and Continue.
 
-    Subclasses give the words and `answer(text)`, which either moves on or raises
-    InputError; the error is shown in place, in the patient's language.
+    Subclasses give the words and `answer(text)`, which either dismisses a result or raises
+    InputError; the error is shown in place, in the patient's language. Back dismisses None.
     """
 
     TITLE_TEXT: ClassVar[str] = ""
@@ -43,13 +45,17 @@ class AskScreen(KioskScreen):
     PASSWORD: ClassVar[bool] = False
     ERROR_WORDS: ClassVar[dict[str, str]] = {}
 
+    def __init__(self, typed: str = "") -> None:
+        super().__init__()
+        self.typed = typed
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="page"):
             yield Title(_(self.TITLE_TEXT))
             if self.HELP_TEXT:
                 yield Say(_(self.HELP_TEXT))
-            yield KioskInput(placeholder=_(self.PLACEHOLDER), password=self.PASSWORD,
-                             id="answer")
+            yield KioskInput(self.typed, placeholder=_(self.PLACEHOLDER),
+                             password=self.PASSWORD, id="answer")
             yield Problem(id="problem")
             yield from self.extra()
             with Horizontal(classes="nav"):
@@ -65,7 +71,7 @@ class AskScreen(KioskScreen):
 
     @on(BigButton.Pressed, "#back")
     def go_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(BigButton.Pressed, "#next")
     @on(KioskInput.Submitted, "#answer")
@@ -91,3 +97,13 @@ class AskScreen(KioskScreen):
         """A problem that is not an InputError (words already marked with N_)."""
         self.query_one("#problem", Problem).show(_(message))
 
+
+class AskScreen(FieldScreen[Answer[T]]):
+    """A question about the patient: `check(text)` gives the answer's value or raises
+    InputError; the screen dismisses the Answer."""
+
+    def check(self, text: str) -> T:
+        raise NotImplementedError
+
+    def answer(self, text: str) -> None:
+        self.dismiss(Answer(text, self.check(text)))

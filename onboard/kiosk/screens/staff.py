@@ -2,58 +2,61 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable
 
 from onboard.kiosk.i18n import N_, _
 from onboard.kiosk.matching import InputError
-from onboard.kiosk.queue import Ticket
-from onboard.kiosk.screens.base import AskScreen, KioskScreen
+from onboard.kiosk.queue import PatientQueue, Ticket
+from onboard.kiosk.screens.base import FieldScreen
 from onboard.kiosk.session import STATUSES, StaffLock, clock_time, error_text
-from onboard.kiosk.widgets import BigButton, CallBanner, Problem, Say, Title
+from onboard.kiosk.widgets import BigButton, CallBanner, KioskInput, Problem, Say, Title
 
-MAX_TRIES = 3
-LOCKOUT = timedelta(minutes=1)
+LOCKED = N_("Too many wrong codes. Wait one minute, then try again.")
 
 
-class PinScreen(AskScreen):
+class PinScreen(FieldScreen[bool]):
+    """The staff code, checked by `staff_lock`; dismisses True when it opens."""
+
     TITLE_TEXT = N_("Staff")
     HELP_TEXT = N_("Write the staff code.")
     PLACEHOLDER = N_("Code")
     PASSWORD = True
 
+    def __init__(self, staff_lock: StaffLock) -> None:
+        super().__init__()
+        self.staff_lock = staff_lock  # not `lock`: Textual's widgets have one
+
     def answer(self, text: str) -> None:
-        kiosk = self.kiosk
-        now = kiosk.clock.now()
-        lock = kiosk.staff_lock
-        if lock.locked_until is not None and now < lock.locked_until:
-            self.show_problem(N_("Too many wrong codes. Wait one minute, then try again."))
+        if self.staff_lock.locked():
+            self.show_problem(LOCKED)
             return
-        field = self.query_one("#answer")
-        if text.strip() == kiosk.settings.staff_pin:
-            kiosk.staff_lock = StaffLock()
-            self.app.switch_screen(StaffScreen())
+        left = self.staff_lock.attempt(text)
+        if left is None:
+            self.dismiss(True)
             return
-        failures = lock.failures + 1
-        if failures >= MAX_TRIES:
-            kiosk.staff_lock = StaffLock(0, now + LOCKOUT)
-            self.show_problem(N_("Too many wrong codes. Wait one minute, then try again."))
+        if left == 0:
+            self.show_problem(LOCKED)
         else:
-            kiosk.staff_lock = StaffLock(failures, None)
-            left = MAX_TRIES - failures
             self.query_one("#problem", Problem).show(
                 _("Wrong code. Tries left: {left}").format(left=left))
-        field.value = ""  # type: ignore[attr-defined]
+        self.query_one("#answer", KioskInput).value = ""
 
 
-class StaffScreen(KioskScreen):
-    """The queue and the assistant's actions, each a big button and a key."""
+class StaffScreen(Screen[None]):
+    """The queue and the assistant's actions, each a big button and a key. Which ticket was
+    called last is the app's (the welcome screen shows it): each change is posted as
+    `Called`. Back dismisses."""
+
+    class Called(Message):
+        def __init__(self, number: int | None) -> None:
+            super().__init__()
+            self.number = number
 
     BINDINGS = [
         Binding("n", "call_next", show=False),
@@ -64,9 +67,14 @@ class StaffScreen(KioskScreen):
         Binding("ctrl+q", "app.quit", show=False),  # only staff can close the kiosk
     ]
 
+    def __init__(self, queue: PatientQueue, last_called: int | None) -> None:
+        super().__init__()
+        self.queue = queue
+        self.last_called = last_called
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="page staff"):
-            yield CallBanner(self.kiosk.last_called, id="called")
+            yield CallBanner(self.last_called, id="called")
             yield Say("", id="summary")
             yield DataTable(id="queue", cursor_type="row", zebra_stripes=False)
             yield Problem(id="problem")
@@ -88,8 +96,7 @@ class StaffScreen(KioskScreen):
         self.query_one("#call-next", BigButton).focus()
 
     def refresh_queue(self, select: int | None = None) -> None:
-        kiosk = self.kiosk
-        queue = kiosk.queue
+        queue = self.queue
         table = self.query_one("#queue", DataTable)
         keep = select if select is not None else self.selected_number()
         table.clear()
@@ -114,8 +121,8 @@ class StaffScreen(KioskScreen):
         pause = self.query_one("#pause", BigButton)
         pause.label = _("Resume") if queue.visit is not None and queue.paused else _("Pause")
         banner = self.query_one("#called", CallBanner)
-        banner.update(CallBanner.words(kiosk.last_called))
-        banner.display = kiosk.last_called is not None
+        banner.update(CallBanner.words(self.last_called))
+        banner.display = self.last_called is not None
 
     def selected_number(self) -> int | None:
         table = self.query_one("#queue", DataTable)
@@ -126,13 +133,17 @@ class StaffScreen(KioskScreen):
 
     def selected_or_called(self) -> int | None:
         """The row the assistant picked; else the patient called last."""
-        return self.selected_number() or self.kiosk.last_called
+        return self.selected_number() or self.last_called
+
+    def called(self, number: int | None) -> None:
+        self.last_called = number
+        self.post_message(self.Called(number))
 
     def problem(self, message: str) -> None:
         self.query_one("#problem", Problem).show(message)
 
     def guarded(self) -> bool:
-        if self.kiosk.queue.visit is None:
+        if self.queue.visit is None:
             self.problem(_("No session: the bus is not at a stop."))
             return False
         self.query_one("#problem", Problem).clear()
@@ -142,7 +153,7 @@ class StaffScreen(KioskScreen):
     def action_call_next(self) -> None:
         if not self.guarded():
             return
-        queue = self.kiosk.queue
+        queue = self.queue
         ticket: Ticket | None = queue.call_next()
         if ticket is None:
             if queue.paused:
@@ -152,7 +163,7 @@ class StaffScreen(KioskScreen):
             else:
                 self.problem(_("Nobody is waiting."))
             return
-        self.kiosk.last_called = ticket.number
+        self.called(ticket.number)
         self.refresh_queue(select=ticket.number)
 
     @on(BigButton.Pressed, "#seen")
@@ -170,7 +181,7 @@ class StaffScreen(KioskScreen):
         if number is None:
             self.problem(_("Choose a ticket in the list first."))
             return
-        queue = self.kiosk.queue
+        queue = self.queue
         try:
             if outcome == "seen":
                 queue.mark_seen(number)
@@ -179,15 +190,15 @@ class StaffScreen(KioskScreen):
         except InputError as exc:
             self.problem(error_text(exc.code))
             return
-        if self.kiosk.last_called == number:
-            self.kiosk.last_called = None
+        if self.last_called == number:
+            self.called(None)
         self.refresh_queue(select=number)
 
     @on(BigButton.Pressed, "#pause")
     def action_pause(self) -> None:
         if not self.guarded():
             return
-        queue = self.kiosk.queue
+        queue = self.queue
         queue.pause(not queue.paused)
         self.refresh_queue()
 
@@ -198,14 +209,14 @@ class StaffScreen(KioskScreen):
 
         def done(confirmed: bool | None) -> None:
             if confirmed:
-                self.kiosk.queue.end_session()
+                self.queue.end_session()
                 self.refresh_queue()
 
         self.app.push_screen(ConfirmEndScreen(), done)
 
     @on(BigButton.Pressed, "#back")
     def action_back(self) -> None:
-        self.kiosk.finish_session()
+        self.dismiss(None)
 
 
 class ConfirmEndScreen(ModalScreen[bool]):

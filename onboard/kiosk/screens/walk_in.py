@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import Screen
 
 from onboard.kiosk.i18n import N_, _
 from onboard.kiosk.matching import InputError, clean_text, initials, parse_birth_year
-from onboard.kiosk.screens.base import AskScreen, KioskScreen
+from onboard.kiosk.queue import Ticket
+from onboard.kiosk.screens.base import AskScreen
 from onboard.kiosk.session import REASONS, error_text
 from onboard.kiosk.widgets import BigButton, Problem, Say, Title
 
 
-class PrivacyScreen(KioskScreen):
-    """What is kept, where, for how long: before anything is asked."""
+class PrivacyScreen(Screen[bool | None]):
+    """What is kept, where, for how long: before anything is asked. True: understood."""
+
+    def __init__(self, retention_hours: float) -> None:
+        super().__init__()
+        self.retention_hours = retention_hours
 
     def compose(self) -> ComposeResult:
-        hours = round(self.kiosk.settings.retention_hours)
+        hours = round(self.retention_hours)
         with Vertical(classes="page"):
             yield Title(_("Before we start"))
             yield Say(_("We ask your first name, your year of birth and why you came."))
@@ -34,24 +43,25 @@ class PrivacyScreen(KioskScreen):
 
     @on(BigButton.Pressed, "#back")
     def back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(BigButton.Pressed, "#next")
     def agree(self) -> None:
-        self.app.push_screen(FirstNameScreen())
+        self.dismiss(True)
 
 
-class FirstNameScreen(AskScreen):
+class FirstNameScreen(AskScreen[str]):
+    """The first name, kept only as initials."""
+
     TITLE_TEXT = N_("What is your first name?")
     HELP_TEXT = N_("You can also write only your initials.")
     PLACEHOLDER = N_("First name")
 
-    def answer(self, text: str) -> None:
-        self.kiosk.session.initials = initials(*clean_text(text, max_len=40).split())
-        self.app.push_screen(BirthYearScreen())
+    def check(self, text: str) -> str:
+        return initials(*clean_text(text, max_len=40).split())
 
 
-class BirthYearScreen(AskScreen):
+class BirthYearScreen(AskScreen[int]):
     TITLE_TEXT = N_("What year were you born?")
     HELP_TEXT = N_("Only the year. Example: 1950.")
     PLACEHOLDER = N_("Year of birth")
@@ -61,14 +71,21 @@ class BirthYearScreen(AskScreen):
                    "too_old": N_("This year is too old. Please check it."),
                    "empty": N_("Please write your year of birth first.")}
 
-    def answer(self, text: str) -> None:
-        kiosk = self.kiosk
-        kiosk.session.birth_year = parse_birth_year(text, kiosk.today())
-        self.app.push_screen(ReasonScreen())
+    def __init__(self, today: date, typed: str = "") -> None:
+        super().__init__(typed)
+        self.today = today
+
+    def check(self, text: str) -> int:
+        return parse_birth_year(text, self.today)
 
 
-class ReasonScreen(KioskScreen):
-    """Why they came, as four big buttons: nothing to type, nothing medical in detail."""
+class ReasonScreen(Screen[Ticket | None]):
+    """Why they came, as four big buttons: nothing to type, nothing medical in detail.
+    Choosing one checks in (`check_in(reason)`) and dismisses the ticket."""
+
+    def __init__(self, check_in: Callable[[str], Ticket]) -> None:
+        super().__init__()
+        self.check_in = check_in
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="page"):
@@ -86,20 +103,13 @@ class ReasonScreen(KioskScreen):
 
     @on(BigButton.Pressed, "#back")
     def back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(BigButton.Pressed, ".reason")
     def choose(self, event: BigButton.Pressed) -> None:
-        kiosk = self.kiosk
-        session = kiosk.session
-        session.reason = (event.button.id or "").removeprefix("reason-")
-        if session.birth_year is None:  # cannot happen through the screens; be safe
-            self.app.pop_screen()
-            return
         try:
-            ticket = kiosk.queue.check_in_walk_in(session.initials, session.birth_year,
-                                                  session.reason)
+            ticket = self.check_in((event.button.id or "").removeprefix("reason-"))
         except InputError as exc:
             self.query_one("#problem", Problem).show(error_text(exc.code))
             return
-        kiosk.show_ticket(ticket)
+        self.dismiss(ticket)

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
 
 from onboard.kiosk import i18n
 from onboard.kiosk.i18n import _
-from onboard.kiosk.screens.base import KioskScreen
 from onboard.kiosk.widgets import BigButton, CallBanner, Say, StaffDoor, Title
 
 
-class WelcomeScreen(KioskScreen):
-    """Always at the bottom of the screen stack: where every patient starts."""
+@dataclass(frozen=True)
+class Reception:
+    """What the welcome screen tells whoever walks up: whether check-in is open, whether
+    the doctor is on a break, and the ticket called last."""
+
+    open: bool
+    paused: bool
+    last_called: int | None
+
+
+class WelcomeScreen(Screen[None]):
+    """Always at the bottom of the screen stack: where every patient starts. It never
+    dismisses: a language choice is posted to the app as `LanguageChosen`."""
+
+    class LanguageChosen(Message):
+        def __init__(self, language: str) -> None:
+            super().__init__()
+            self.language = language
+
+    def __init__(self, reception: Reception) -> None:
+        super().__init__()
+        self.reception = reception
 
     def compose(self) -> ComposeResult:
-        kiosk = self.kiosk
+        reception = self.reception
         with Vertical(classes="page"):
-            yield CallBanner(kiosk.last_called, id="called")
+            yield CallBanner(reception.last_called, id="called")
             yield Title(_("Hello. Welcome to the médicobus."))
-            if not kiosk.is_open():
+            if not reception.open:
                 yield Say(_("The kiosk opens when the bus arrives."), id="closed")
                 yield Say(_("Please come back a little later."))
             else:
-                if kiosk.queue.paused:
+                if reception.paused:
                     yield Say(_("The doctor is taking a short break."), id="paused")
                 yield Say(_("Choose your language."))
             with Horizontal(classes="choices languages"):
@@ -46,24 +69,20 @@ class WelcomeScreen(KioskScreen):
 
     @on(BigButton.Pressed, ".language")
     def choose_language(self, event: BigButton.Pressed) -> None:
-        lang = (event.button.id or "").removeprefix("lang-")
-        self.kiosk.set_language(lang)
-        if self.kiosk.is_open():
-            self.app.push_screen(ChoiceScreen())
-        else:  # closed: show the message in the chosen language
-            self.refresh_words()
+        self.post_message(self.LanguageChosen((event.button.id or "").removeprefix("lang-")))
+
+    def show(self, reception: Reception) -> None:
+        """Shown again with these facts, in the current language."""
+        self.reception = reception
+        self.refresh_words()
 
     def refresh_words(self) -> None:
         self.refresh(recompose=True)
         self.call_after_refresh(self.focus_first)
 
-    @on(StaffDoor.Pressed, "#staff-door")
-    def staff(self) -> None:
-        self.kiosk.action_staff()
 
-
-class ChoiceScreen(KioskScreen):
-    """Appointment or not: two big buttons, and a way back."""
+class ChoiceScreen(Screen[bool | None]):
+    """Appointment or not (True, False): two big buttons, and a way back."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="page"):
@@ -80,16 +99,12 @@ class ChoiceScreen(KioskScreen):
 
     @on(BigButton.Pressed, "#appointment")
     def appointment(self) -> None:
-        from onboard.kiosk.screens.appointment import LastNameScreen
-
-        self.app.push_screen(LastNameScreen())
+        self.dismiss(True)
 
     @on(BigButton.Pressed, "#walk-in")
     def walk_in(self) -> None:
-        from onboard.kiosk.screens.walk_in import PrivacyScreen
-
-        self.app.push_screen(PrivacyScreen())
+        self.dismiss(False)
 
     @on(BigButton.Pressed, "#back")
     def back(self) -> None:
-        self.kiosk.finish_session()
+        self.dismiss(None)

@@ -60,7 +60,8 @@ class Sensor(Protocol):
     def close(self) -> None: ...
 
 
-# Moving or not, as the bus's GPS tells it: drives the simulated engine and battery.
+# Moving or not, as the bus's GPS tells it (`medicobus.motion.moving` on the last accepted
+# fix, see `onboard.agent`): drives the simulated engine and battery.
 Motion = Callable[[], bool]
 
 # type -> "module:factory"; a factory is called as factory(settings, clock, motion).
@@ -74,11 +75,6 @@ _PLUGINS: dict[str, str] = {
 }
 
 SensorFactory = Callable[["SensorSettings", Clock, Motion | None], Sensor]
-
-
-def register(type_: str, target: str) -> None:
-    """Add a plugin: `target` is "module:factory". (The config's `type` must accept it.)"""
-    _PLUGINS[type_] = target
 
 
 def plugin_types() -> list[str]:

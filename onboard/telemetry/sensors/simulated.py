@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from medicobus.clock import Clock
@@ -152,15 +152,6 @@ class SimulatedFridge:
             return peak + 0.3 * math.sin(t / 90.0)
         t -= self.PLATEAU_S
         return peak + (base - peak) * t / self.RAMP_DOWN_S
-
-    def excursion_window(self, day: datetime) -> tuple[datetime, datetime] | None:
-        """When the temperature is above 8 °C on `day`'s excursion, for tests and docs."""
-        if self.excursion_at is None:
-            return None
-        local = day.astimezone(LOCAL)
-        start = datetime.combine(local.date(), self.excursion_at, tzinfo=LOCAL)
-        end = start + timedelta(seconds=self.RAMP_UP_S + self.PLATEAU_S + self.RAMP_DOWN_S)
-        return start, end
 
     def read(self) -> Sample:
         self.stats["reads"] += 1
