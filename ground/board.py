@@ -14,14 +14,13 @@ from datetime import date, timedelta
 
 from ground.eta import Forecast, TravelModel, forecast_day
 from ground.fleet import Fleet, visits_on
-from ground.state import LiveState
+from ground.state import STALE_AFTER, LiveState
 from ground.views import QueueView, StopView, VisitStatus, VisitView
 from medicobus.clock import Clock
 
 log = logging.getLogger(__name__)
 
 HORIZON_DAYS = 14
-STALE_AFTER = timedelta(minutes=15)
 
 _FINISHED = (VisitStatus.DEPARTED, VisitStatus.UNCONFIRMED)
 _AT_THE_STOP = (VisitStatus.ARRIVED, VisitStatus.CONSULTING)

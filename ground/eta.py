@@ -27,6 +27,7 @@ from ground.state import VehicleState
 from ground.views import VisitStatus
 from medicobus import contract
 from medicobus.geo import distance_m
+from medicobus.motion import moving
 
 ROAD_FACTOR = 1.35  # road distance over straight-line distance, on winding rural roads
 TYPICAL_SPEED = 55 / 3.6  # m/s, a bus on departmental roads through villages
@@ -34,7 +35,6 @@ MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
 LATE_AFTER = timedelta(minutes=5)
 SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
 PACK_UP = timedelta(minutes=10)  # from the last patient to the bus on the road
-DRIVING = 2.0  # m/s: above this the bus is under way
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _driving(state: VehicleState, previous: Forecast | None, now: datetime) -> b
     pos = state.position
     if pos is None or now - pos.ts > timedelta(minutes=15):
         return False
-    return (state.average_speed() or 0.0) > DRIVING or (pos.speed or 0.0) > DRIVING
+    return moving(state.average_speed()) or moving(pos.speed)
 
 
 def _late(actual: datetime, planned: datetime) -> int:

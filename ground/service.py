@@ -21,7 +21,7 @@ from ground.ingest import Ingest
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
-from ground.state import LiveState
+from ground.state import STALE_AFTER, LiveState
 from ground.store import Store
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
@@ -45,8 +45,7 @@ class GroundSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fleet: Path
     database: Path = Path("/var/lib/medicobus/ground.db")
-    # Longer than the bus's parked heartbeat (10 min), or a parked bus would look stale.
-    stale_after_s: Annotated[int, Field(ge=30)] = 900
+    stale_after_s: Annotated[int, Field(ge=30)] = int(STALE_AFTER.total_seconds())
     # The secret shared with the buses that keys appointment digests (see docs/privacy.md).
     checkin_key_file: Path = Path("/etc/medicobus/checkin.key")
     broker: BrokerSettings = BrokerSettings(username="ground")

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from medicobus import contract
+from medicobus.motion import moving
 
 RECENT = timedelta(minutes=10)
-MOVING = 1.0  # m/s
+# Online but silent this long: stale. Longer than the bus's parked heartbeat (10 min), or a
+# parked bus would look stale.
+STALE_AFTER = timedelta(minutes=15)
 
 
 @dataclass
@@ -51,7 +54,7 @@ class VehicleState:
             return None
         since = self.position.ts - RECENT
         speeds = [p.speed for p in self.recent if p.ts >= since and p.speed is not None
-                  and (p.speed > MOVING or not moving_only)]  # fmt: skip
+                  and (moving(p.speed) or not moving_only)]  # fmt: skip
         return sum(speeds) / len(speeds) if speeds else None
 
 
