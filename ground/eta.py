@@ -2,11 +2,12 @@
 
 The baseline is the timetable plus the current deviation; what we know refines it:
 
-- at a stop, a session ends when the queue is done, not at a fixed time: with the
-  kiosk's queue the bus leaves after the people waiting and still booked have been seen
-  (at the observed consultation pace), and not before the announced end unless staff
-  closed the session; without it, at the planned time, or later if it arrived late (a
-  session lasts its planned length: the doctor sees everyone booked);
+- at a stop, a session ends when the queue is done, not at a fixed time: the kiosk
+  forecasts when the people waiting and still booked will have been seen (`ends_at` of
+  its queue message) and the bus leaves after packing up, not before the announced end
+  unless staff closed the session; without the kiosk's forecast, at the planned time, or
+  later if it arrived late (a session lasts its planned length: the doctor sees everyone
+  booked);
 - driving to the next stop, the arrival is the remaining road distance over the bus's
   recent average speed (a stop at a junction barely moves it);
 - further stops follow in a chain: arrival = previous departure + travel time, never
@@ -106,17 +107,14 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
 
 def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.QueueState | None,
                now: datetime) -> datetime:
-    """When the bus will leave the stop it is at."""
-    if queue is None:
-        return max(v.depart, arrived + (v.depart - v.arrive), now)
-    if not queue.open:  # staff ended the session: packing up
+    """When the bus will leave the stop it is at. The waiting room's end is the kiosk's
+    forecast (`ends_at`), the one model of the queue; without it (no kiosk, or a bus from
+    before it sent one) the session lasts its planned length."""
+    if queue is not None and not queue.open:  # staff ended the session: packing up
         return max(now, queue.ts + PACK_UP)
-    consult = timedelta(minutes=queue.consult_min)
-    people = queue.waiting + queue.booked_remaining + queue.in_consultation / 2
-    done = now + people * consult
-    if queue.booked_remaining and queue.last_booked is not None:
-        done = max(done, queue.last_booked + consult)
-    return max(v.depart, done + PACK_UP)
+    if queue is None or queue.ends_at is None:
+        return max(v.depart, arrived + (v.depart - v.arrive), now)
+    return max(v.depart, queue.ends_at + PACK_UP, now)
 
 
 def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,

@@ -146,6 +146,9 @@ class QueueState(_Message):
     last_booked: AwareDatetime | None = None  # the last booked appointment's time
     consult_min: Annotated[float, Field(gt=0, le=240, allow_inf_nan=False)]  # observed mean
     wait_min: Annotated[int, Field(ge=0, le=10_000)]  # for someone checking in now
+    # Since 2026-12 (older buses leave it out): when the last patient waiting or still
+    # booked will have been seen, as the kiosk forecasts it from the figures above.
+    ends_at: AwareDatetime | None = None
 
 
 Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]

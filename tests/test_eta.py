@@ -111,19 +111,22 @@ def test_out_of_order_delivery_keeps_the_newest_position() -> None:
     assert p is not None and p.ts == at(9, 0)
 
 
-def queue(ts: datetime, waiting: int, *, booked: int = 0, last: datetime | None = None,
-          consult: float = 15.0, open_: bool = True) -> contract.QueueState:
+def queue(ts: datetime, waiting: int, *, ends: datetime | None, booked: int = 0,
+          last: datetime | None = None, consult: float = 15.0,
+          open_: bool = True) -> contract.QueueState:
+    """The kiosk's queue message; `ends` is the session's end as the kiosk forecasts it."""
     return contract.QueueState(vehicle=VEHICLE, ts=ts, visit=NOCE.visit, open=open_,
                                waiting=waiting, booked_remaining=booked, last_booked=last,
-                               consult_min=consult, wait_min=int(waiting * consult))
+                               consult_min=consult, wait_min=int(waiting * consult),
+                               ends_at=ends)  # fmt: skip
 
 
 def test_a_long_queue_keeps_the_bus_and_the_next_stops_wait() -> None:
     state = LiveState()
     state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
-    state.apply(queue(at(9, 30), waiting=7, consult=20), at(9, 30))
-    f = forecast(state, at(9, 30))
     # 7 people at 20 min: done 11:50, on the road 12:00, instead of the planned 10:30.
+    state.apply(queue(at(9, 30), waiting=7, consult=20, ends=at(11, 50)), at(9, 30))
+    f = forecast(state, at(9, 30))
     assert f[0].depart == at(12, 0)
     assert f[1].arrive > at(12, 0) and f[1].status is VisitStatus.LATE
 
@@ -131,9 +134,9 @@ def test_a_long_queue_keeps_the_bus_and_the_next_stops_wait() -> None:
 def test_a_session_closed_early_brings_the_next_stop_forward_to_its_planned_time() -> None:
     state = LiveState()
     state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
-    state.apply(queue(at(9, 0), waiting=9, consult=20), at(9, 0))
+    state.apply(queue(at(9, 0), waiting=9, consult=20, ends=at(12, 0)), at(9, 0))
     assert forecast(state, at(9, 0))[1].status is VisitStatus.LATE
-    state.apply(queue(at(10, 5), waiting=0, open_=False), at(10, 5))
+    state.apply(queue(at(10, 5), waiting=0, open_=False, ends=at(10, 5)), at(10, 5))
     f = forecast(state, at(10, 5))
     assert f[0].depart == at(10, 15)  # packing up, not waiting for 10:30
     assert f[1].arrive == BELLEME.arrive and f[1].status is VisitStatus.PLANNED
@@ -142,5 +145,15 @@ def test_a_session_closed_early_brings_the_next_stop_forward_to_its_planned_time
 def test_booked_patients_still_to_come_hold_the_bus() -> None:
     state = LiveState()
     state.apply(event("arrival", NOCE, at(8, 28)), at(8, 28))
-    state.apply(queue(at(9, 0), waiting=0, booked=1, last=at(10, 40)), at(9, 0))
+    state.apply(queue(at(9, 0), waiting=0, booked=1, last=at(10, 40), ends=at(10, 55)),
+                at(9, 0))  # fmt: skip
     assert forecast(state, at(9, 0))[0].depart == at(11, 5)  # 10:40 + 15 min + pack-up
+
+
+def test_a_queue_message_from_an_older_bus_keeps_the_planned_session() -> None:
+    # Before `ends_at`, the kiosk sent no forecast of its end: the ground makes none of its
+    # own (one model of the waiting room), the session lasts its planned length.
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 40)), at(8, 40))
+    state.apply(queue(at(9, 0), waiting=9, consult=20, ends=None), at(9, 0))
+    assert forecast(state, at(9, 0))[0].depart == at(10, 40)  # arrived 10 min late

@@ -149,6 +149,32 @@ def test_waits_use_the_default_until_consultations_are_observed(queue: PatientQu
     assert queue.state().wait_min == 45
 
 
+def test_the_session_end_is_forecast_from_who_waits_and_who_is_booked(
+        tmp_path: Path, clock: ManualClock, outbox: Outbox) -> None:
+    q = make_queue(tmp_path, clock, outbox)
+    q.open(VISIT, booked=[booked("RDV-1", 20), booked("RDV-2", 120)])
+    assert q.session_end() == at(120 + 15)  # nobody here: the last booking, then 15 min
+    for name in "ABC":
+        walk_in(q, f"{name}.")
+    q.call_next()  # A with the doctor from 08:00
+    # A until 08:15, RDV-1 due at 08:15 (passes the walk-ins), B, C: 09:00; RDV-2 at 10:00.
+    assert q.session_end() == at(135)
+    q.check_in_walk_in("D.", 1950, "consultation")
+    q.check_in_walk_in("E.", 1950, "consultation")
+    q.check_in_walk_in("F.", 1950, "consultation")
+    q.check_in_walk_in("G.", 1950, "consultation")
+    # 7 consultations of 15 min after A (RDV-1, B-G) end at 10:00, then RDV-2 at 10:00.
+    assert q.session_end() == at(135)
+    q.check_in_walk_in("H.", 1950, "consultation")
+    assert q.session_end() == at(150)  # the room now runs past the last booking
+    # The ground is told, with what it is based on.
+    state = q.state()
+    assert state.ends_at == at(150) and state.waiting == 7 and state.booked_remaining == 2
+    sent = [json.loads(r.payload) for r in outbox.after(0, 1000) if r.kind == "queue"]
+    assert sent[-1]["ends_at"] == at(150).isoformat().replace("+00:00", "Z")
+    q.close()
+
+
 def test_waits_follow_observed_consultations(queue: PatientQueue, clock: ManualClock) -> None:
     a, b, c, d = (walk_in(queue, f"{x}.") for x in "ABCD")
     assert queue.call_next() == queue.tickets()[0]
@@ -338,7 +364,8 @@ WALK_IN_INITIALS, BOOKED_INITIALS, BIRTH_YEAR, REASON = "Q. X.", "É. Ø.", 1937
 ALLOWED_FIELDS = {
     "ticket": {"v", "id", "kind", "vehicle", "ts", "visit", "ticket", "appointment", "event"},
     "queue": {"v", "id", "kind", "vehicle", "ts", "visit", "open", "paused", "waiting",
-              "in_consultation", "booked_remaining", "last_booked", "consult_min", "wait_min"},
+              "in_consultation", "booked_remaining", "last_booked", "consult_min", "wait_min",
+              "ends_at"},
 }
 
 

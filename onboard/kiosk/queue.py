@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,21 +144,37 @@ def call_order(waiting: Iterable[Ticket], now: datetime) -> list[Ticket]:
     return sorted(waiting, key=lambda t: _rank(_candidate(t), now))
 
 
-def forecast_wait(target: _Candidate, others: Sequence[_Candidate], now: datetime,
-                  doctor_free_in: timedelta, consult: timedelta) -> timedelta:
-    """When `target` will be called: replay the call order forward, one consultation at a
-    time, from when the doctor is free. Expected bookings join at their time (less
-    DUE_LEAD), so a walk-in's forecast counts the booked patients who will pass them."""
-    pool = [target, *others]
+def _calls(pool: list[_Candidate], now: datetime, doctor_free_in: timedelta,
+           consult: timedelta) -> Iterator[tuple[_Candidate, datetime]]:
+    """Replay the call order forward, one consultation at a time, from when the doctor is
+    free: each candidate with the time it is called. Expected bookings join at their time
+    (less DUE_LEAD), so a walk-in is passed by the booked patients who come before it."""
+    pool = list(pool)
     t = now + doctor_free_in
-    while True:
+    while pool:
         present = [c for c in pool
                    if c.arrived is not None or (c.booked_at and c.booked_at - DUE_LEAD <= t)]
-        nxt = min(present, key=lambda c: _rank(c, t))  # never empty: target is present
-        if nxt is target:
-            return t - now
+        if not present:  # nobody here: the doctor waits for the next booked patient's time
+            t = min(c.booked_at for c in pool if c.booked_at)
+            continue
+        nxt = min(present, key=lambda c: _rank(c, t))
+        yield nxt, t
         pool.remove(nxt)
         t += consult
+
+
+def forecast_wait(target: _Candidate, others: Sequence[_Candidate], now: datetime,
+                  doctor_free_in: timedelta, consult: timedelta) -> timedelta:
+    """When `target` will be called, counted from `now`."""
+    return next(t for c, t in _calls([target, *others], now, doctor_free_in, consult)
+                if c is target) - now
+
+
+def forecast_end(candidates: Sequence[_Candidate], now: datetime, doctor_free_in: timedelta,
+                 consult: timedelta) -> datetime:
+    """When the last of `candidates` will have been seen (the session's end)."""
+    called = [t for _, t in _calls(list(candidates), now, doctor_free_in, consult)]
+    return called[-1] + consult if called else now + doctor_free_in
 
 
 def current_visit(plan: contract.Plan | None, progress: dict[tuple[str, str], datetime],
@@ -345,6 +361,13 @@ class PatientQueue:
             newcomer = _Candidate(number=10_000, booked_at=None, arrived=self.clock.now())
             return self._forecast(newcomer, self._candidates())
 
+    def session_end(self) -> datetime:
+        """When the last patient waiting or still expected will have been seen."""
+        with self._lock:
+            consult = timedelta(minutes=self.consult_min())
+            return forecast_end(self._candidates(), self.clock.now(),
+                                self._doctor_free_in(consult), consult)
+
     def state(self) -> contract.QueueState:
         """The anonymous summary the ground gets: counts and minutes, nothing personal."""
         with self._lock:
@@ -361,6 +384,7 @@ class PatientQueue:
                 last_booked=max((t for _, t in slots), default=None),
                 consult_min=min(self.consult_min(), 240.0),
                 wait_min=min(round(self.newcomer_wait().total_seconds() / 60), 10_000),
+                ends_at=self.session_end(),
             )  # fmt: skip
 
     def publish_state(self) -> None:
