@@ -59,7 +59,6 @@ class Row:
 class Outbox:
     def __init__(self, path: Path | str, max_rows: int = 200_000) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_rows = max_rows
         # One connection per process, shared by its writers and (in the agent) the link.
         self.db = open_database(self.path, migrations, synchronous="FULL")
