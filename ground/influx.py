@@ -15,7 +15,6 @@ flagged ones left out; string fields `flags` "quantity=flag,..." and `codes`), a
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -30,8 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ground.store import Store
 from medicobus import contract
 from medicobus.clock import Clock
+from medicobus.storage import Database, Migrations, open_database
 
 log = logging.getLogger(__name__)
+
+migrations = Migrations("influx_spool")
+
+
+@migrations()
+def m001_influx_spool(db: Database) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS influx_spool ("
+               "seq INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL)")
 
 READING = "medicobus_reading"
 POSITION = "medicobus_position"
@@ -116,12 +124,7 @@ class InfluxExporter:
         # Its own file: the writer deletes sent points all day, and in the store's file it
         # would contend for ingest's lock. WAL + NORMAL: a crash of the process loses
         # nothing committed; the store keeps the truth in any case.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS influx_spool ("
-                         "seq INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL)")
-        self._db.commit()
+        self._db = open_database(path, migrations, synchronous="NORMAL", busy_timeout_s=30)
         self._lock = threading.Lock()
         self._pending = self._count()
         self._wake = threading.Event()
@@ -142,9 +145,9 @@ class InfluxExporter:
             lines = to_lines(messages)
             if not lines:
                 return
-            with self._lock:
-                self._db.executemany("INSERT INTO influx_spool (line) VALUES (?)",
-                                     [(line,) for line in lines])
+            with self._lock, self._db.atomic():
+                self._db.conn.executemany("INSERT INTO influx_spool (line) VALUES (?)",
+                                          [(line,) for line in lines])
                 self._pending += len(lines)
                 overflow = self._pending - self.settings.max_spool_points
                 if overflow > 0:
@@ -153,7 +156,6 @@ class InfluxExporter:
                     self._pending -= overflow
                     self._stats["dropped"] += overflow
                     log.error("influx spool full: %d oldest points dropped", overflow)
-                self._db.commit()
             self._stats["spooled"] += len(lines)
             self._wake.set()
         except Exception:  # ingest must go on even if the spool's disk is full
@@ -246,10 +248,9 @@ class InfluxExporter:
                 "SELECT seq, line FROM influx_spool ORDER BY seq LIMIT ?", [limit])]
 
     def _delete(self, batch: list[tuple[int, str]]) -> None:
-        with self._lock:
-            cur = self._db.executemany("DELETE FROM influx_spool WHERE seq = ?",
-                                       [(seq,) for seq, _ in batch])
-            self._db.commit()
+        with self._lock, self._db.atomic():
+            cur = self._db.conn.executemany("DELETE FROM influx_spool WHERE seq = ?",
+                                            [(seq,) for seq, _ in batch])
             self._pending -= max(0, cur.rowcount)
 
     def _count(self) -> int:

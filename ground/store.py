@@ -15,14 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-import sqlite_utils
-
 from medicobus import contract
+from medicobus.storage import Database, Migrations, open_database, run_script
 
 Message = (contract.Position | contract.VisitEvent | contract.Status | contract.TicketEvent
            | contract.QueueState | contract.Reading)  # fmt: skip
 MAX_DEAD_PAYLOAD = 64 * 1024
 T = TypeVar("T")
+
 
 
 class StoreUnavailable(Exception):
@@ -38,7 +38,14 @@ class DeadLetter(NamedTuple):
     error: str
     received: datetime
 
-_SCHEMA = """
+
+# The store's tables; the alerts keep theirs in the same file under a set of their own.
+migrations = Migrations("ground_store")
+
+
+@migrations()
+def m001_messages_samples_appointments_dead_letters(db: Database) -> None:
+    run_script(db, """
 CREATE TABLE IF NOT EXISTS positions (
     id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, ts TEXT NOT NULL, lat REAL NOT NULL,
     lon REAL NOT NULL, speed REAL, heading REAL, acc REAL, received TEXT NOT NULL);
@@ -74,7 +81,7 @@ CREATE TABLE IF NOT EXISTS appointment_sets (
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, received TEXT NOT NULL, topic TEXT NOT NULL,
     error TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
-"""
+""")
 
 _TABLES = {"position": "positions", "event": "events", "status": "statuses",
            "ticket": "tickets", "queue": "queue_states", "reading": "readings"}
@@ -98,13 +105,8 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
 
 class Store:
     def __init__(self, path: Path | str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
         # Acknowledged to the broker only after commit: the commit must be on disk.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        self.db = open_database(path, migrations, synchronous="FULL")
         self._lock = threading.RLock()
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}
 
@@ -141,7 +143,7 @@ class Store:
             by_table.setdefault(table, []).append(
                 [_column(message, c, received) for c in self._columns[table]]
             )
-        with self.db.conn:
+        with self.db.atomic():
             # Plain executemany: the hot path of ingest, three times cheaper than insert_all.
             for table, rows in by_table.items():
                 columns = self._columns[table]
@@ -183,7 +185,7 @@ class Store:
     @_locked
     def save_appointments(self, appointments: contract.Appointments) -> None:
         """Keep the hashed bookings (never the CSV's names) to publish them again."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db.table("appointment_sets").upsert(
                 {"vehicle": appointments.vehicle, "day": appointments.day.isoformat(),
                  "body": appointments.model_dump_json()}, pk=("vehicle", "day"),
@@ -192,7 +194,7 @@ class Store:
     @_locked
     def forget_appointments(self, before: date) -> int:
         """Drop hashed booking sets of past days: once the day is over they serve nothing."""
-        with self.db.conn:
+        with self.db.atomic():
             cur = self.db.execute("DELETE FROM appointment_sets WHERE day < ?",
                                   [before.isoformat()])
         return int(cur.rowcount)

@@ -1,8 +1,14 @@
 """The durable outbox: everything the bus sends waits here until the broker acknowledges it.
 
-One SQLite file in WAL mode with `synchronous=FULL`, so a row that `put` returned for is on
-disk and survives `kill -9` and a power cut. Rows leave only through `remove`, which the
-link calls when the broker's PUBACK for them arrives.
+One SQLite file opened with `synchronous=FULL` (see medicobus/storage.py), so a row that
+`put` returned for is on disk and survives `kill -9` and a power cut. Rows leave only
+through `remove`, which the link calls when the broker's PUBACK for them arrives.
+
+Two processes write it: the agent (positions, events, readings; its link drains) and the
+kiosk (tickets, queue states). What another process committed is seen through SQLite's
+`PRAGMA data_version`, which changes when another connection commits: the row count is
+taken again from the table then (and only then: counting is O(n)), and a link waiting for
+rows polls it every OTHER_WRITERS_POLL_S, so a check-in at the kiosk leaves within that.
 
 Bounded on disk: past `max_rows`, old positions are thinned (every other one of the oldest
 half goes, so the track keeps its shape at a coarser step); events are never dropped.
@@ -11,19 +17,27 @@ half goes, so the track keeps its shape at a coarser step); events are never dro
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from medicobus import contract
+from medicobus.storage import Database, Migrations, open_database, run_script
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+# How soon a waiting link sees rows another process put: a PRAGMA every 50 ms is a few
+# microseconds of work, and a check-in's ticket is on its way well within a second.
+OTHER_WRITERS_POLL_S = 0.05
+
+migrations = Migrations("outbox")
+
+
+@migrations()
+def m001_outbox(db: Database) -> None:
+    run_script(db, """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -32,7 +46,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, seq);
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -45,23 +59,26 @@ class Row:
 class Outbox:
     def __init__(self, path: Path | str, max_rows: int = 200_000) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_rows = max_rows
-        # One connection shared by the agent (writer) and the link (reader, remover).
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        # One connection per process, shared by its writers and (in the agent) the link.
+        self.db = open_database(self.path, migrations, synchronous="FULL")
         self._lock = threading.Lock()
         self._added = threading.Condition(self._lock)
         self.thinned = 0
-        self._rows = self._count()  # kept up to date: counting the table on every put is O(n)
+        # The row count as of data version `_counted_at`, plus this process's own changes
+        # since (which do not change the data version): counting on every put is O(n).
+        self._counted_at = self._data_version()
+        self._rows = self._count()
+        # What the link last read, to tell whether anything was put since: this process's
+        # puts (a counter, they notify at once) and other processes' commits.
+        self._puts = 0
+        self._seen: tuple[int, int] = (0, self._counted_at)
 
     def put(self, message: contract.Position | contract.VisitEvent | contract.TicketEvent
             | contract.QueueState | contract.Reading) -> None:
         """Store durably; returns once the row is on disk."""
         with self._lock:
+            self._recount_if_others_wrote()
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO outbox (id, kind, payload, created) VALUES (?, ?, ?, ?)",
                 [message.id, message.kind, message.to_json().decode(), message.ts.isoformat()],
@@ -69,12 +86,19 @@ class Outbox:
             self._rows += cur.rowcount
             if self._rows > self.max_rows:
                 self._thin()
+            self._puts += 1
             self._added.notify_all()
 
     def wait_for_rows(self, timeout: float) -> None:
-        """Block until something is put, or `timeout` seconds pass."""
+        """Block until a row is put after the last `after` read (by this process: woken
+        at once; by another: seen within OTHER_WRITERS_POLL_S), or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
         with self._added:
-            self._added.wait(timeout)
+            while (self._puts, self._data_version()) == self._seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._added.wait(min(left, OTHER_WRITERS_POLL_S))
 
     def last_seq(self) -> int:
         with self._lock:
@@ -89,6 +113,8 @@ class Outbox:
             sql += " AND seq <= ?"
             args.append(upto)
         with self._lock:
+            # Noted before reading: a commit in between wakes the next wait, never is missed.
+            self._seen = (self._puts, self._data_version())
             rows = self.db.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         return [Row(*r) for r in rows]
 
@@ -97,14 +123,28 @@ class Outbox:
         if not seqs:
             return
         with self._lock:
+            self._recount_if_others_wrote()
             cur = self.db.execute(
                 f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs
             )
             self._rows -= cur.rowcount
 
     def count(self) -> int:
+        """Rows waiting, whichever process put them."""
         with self._lock:
+            self._recount_if_others_wrote()
             return self._rows
+
+    def _data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _recount_if_others_wrote(self) -> None:
+        # The version is read before counting: a commit in between is counted now and
+        # makes the next call count again, which is harmless; the reverse would miss it.
+        version = self._data_version()
+        if version != self._counted_at:
+            self._counted_at = version
+            self._rows = self._count()
 
     def _count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

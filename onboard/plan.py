@@ -4,30 +4,29 @@ bus arrived at / left. Shared by the agent (which writes it) and the kiosk (whic
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from medicobus import contract
+from medicobus.storage import Database, Migrations, open_database, run_script
+
+migrations = Migrations("plan")
+
+
+@migrations()
+def m001_plan_appointments_progress(db: Database) -> None:
+    run_script(db, """
+CREATE TABLE IF NOT EXISTS plan (vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
+CREATE TABLE IF NOT EXISTS appointments (
+                   vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
+CREATE TABLE IF NOT EXISTS progress (
+                   visit TEXT, event TEXT, ts TEXT, PRIMARY KEY (visit, event));""")
 
 
 class PlanStore:
     def __init__(self, path: Path | str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(
-            """CREATE TABLE IF NOT EXISTS plan (vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
-               CREATE TABLE IF NOT EXISTS appointments (
-                   vehicle TEXT PRIMARY KEY, day TEXT, body TEXT);
-               CREATE TABLE IF NOT EXISTS progress (
-                   visit TEXT, event TEXT, ts TEXT, PRIMARY KEY (visit, event));"""
-        )
+        self.db = open_database(path, migrations, synchronous="FULL")
         self._lock = threading.Lock()
 
     def save(self, plan: contract.Plan) -> None:

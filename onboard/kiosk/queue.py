@@ -20,7 +20,6 @@ expected, whose time will come before the ticket is reached.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from medicobus import contract
 from medicobus.clock import Clock
+from medicobus.storage import Database, Migrations, open_database, run_script
 from onboard.kiosk.matching import InputError
 from onboard.outbox import Outbox
 
@@ -49,7 +47,12 @@ WINDOW_SLACK = timedelta(minutes=30)  # around a planned visit, the kiosk is at 
 MIN_OBSERVED_MIN, MAX_OBSERVED_MIN = 1.0, 90.0
 _SERVICE_TZ = ZoneInfo("Europe/Paris")  # "the day's consultations" is a French day
 
-_SCHEMA = """
+migrations = Migrations("kiosk_queue")
+
+
+@migrations()
+def m001_sessions_tickets(db: Database) -> None:
+    run_script(db, """
 CREATE TABLE IF NOT EXISTS sessions (
     visit TEXT PRIMARY KEY,
     opened TEXT NOT NULL,
@@ -75,7 +78,7 @@ CREATE TABLE IF NOT EXISTS tickets (
 CREATE UNIQUE INDEX IF NOT EXISTS tickets_appointment ON tickets(appointment)
     WHERE appointment IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_checked_in ON tickets(checked_in);
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -209,15 +212,11 @@ class PatientQueue:
     def __init__(self, path: Path, outbox: Outbox | None, vehicle: str, clock: Clock, *,
                  default_consult_min: float = 15.0,
                  retention: timedelta = timedelta(hours=24)) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")  # a check-in the patient saw is on disk
+        # synchronous=FULL: a check-in the patient saw is on disk.
+        self.db = open_database(path, migrations, synchronous="FULL")
         # Deleted rows are overwritten, not just unlinked: purged data must not linger in
         # free pages of the file.
         self.db.execute("PRAGMA secure_delete=ON")
-        self.db.executescript(_SCHEMA)
         self._outbox = outbox
         self.vehicle = vehicle
         self.clock = clock
