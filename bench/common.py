@@ -272,12 +272,12 @@ def quiet_logs() -> None:
     logging.getLogger("ground").setLevel(logging.ERROR)
 
 
-def ground_service(workdir: Path, broker_port: int, http_port: int | None = None
-                   ) -> GroundService:
+def ground_service(workdir: Path, broker_port: int, http_port: int | None = None,
+                   fleet: Path = FLEET) -> GroundService:
     """The real GroundService on its own SQLite file, its clock at Monday 08:00 (real speed).
     Not started."""
     return GroundService(
-        GroundSettings(fleet=FLEET, database=workdir / "ground.db",
+        GroundSettings(fleet=fleet, database=workdir / "ground.db",
                        broker=BrokerSettings(port=broker_port),
                        http=HttpSettings(port=http_port or free_port())),
         AcceleratedClock(MONDAY_8AM, 1.0),
@@ -314,13 +314,15 @@ class GroundJob:
     expect: int = 0  # wait until this many are stored, then verify them
     prefix: str = "pos"
     settle_s: float = 1.0  # after the last one: time for stray duplicates to show
+    fleet: str = str(FLEET)
 
 
 def ground_process(job: GroundJob, ready: Any, stop: Any, out: Any) -> None:
     """Child process: run the real GroundService; optionally report when `expect` positions
     are stored, with a check for loss and duplicates."""
     quiet_logs()
-    service = ground_service(Path(job.workdir), job.broker_port, job.http_port)
+    service = ground_service(Path(job.workdir), job.broker_port, job.http_port,
+                             Path(job.fleet))
     service.start()
     if job.http_port:
         service.serve_http()

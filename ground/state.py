@@ -53,7 +53,8 @@ class VehicleState:
         if self.position is None:
             return None
         since = self.position.ts - RECENT
-        speeds = [p.speed for p in self.recent if p.ts >= since and p.speed is not None
+        # A copy: the pipeline appends while pages read (a deque must not change under a loop).
+        speeds = [p.speed for p in tuple(self.recent) if p.ts >= since and p.speed is not None
                   and (moving(p.speed) or not moving_only)]  # fmt: skip
         return sum(speeds) / len(speeds) if speeds else None
 
