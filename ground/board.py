@@ -105,7 +105,7 @@ class Board:
                 depart = datetime.combine(day, entry.depart, zone)
                 cancelled = self.fleet.cancellation(day, entry.stop, entry.half)
                 f = live.get(vid)
-                base = dict(visit=vid, vehicle=entry.vehicle,
+                base = dict(visit=vid, stop=entry.stop, vehicle=entry.vehicle,
                             vehicle_name=self._names[entry.vehicle], day=day, half=entry.half,
                             planned_arrive=arrive, planned_depart=depart)  # fmt: skip
                 if cancelled:
@@ -139,7 +139,7 @@ class Board:
     def _stop_view(self, stop_id: str, visits: list[VisitView]) -> StopView:
         stop = self.fleet.stop(stop_id)
         now = self.clock.now()
-        here = [v for v in visits if v.visit.split("/")[1] == stop_id]
+        here = [v for v in visits if v.stop == stop_id]
         # Today's visit stays the one shown all day (so "reparti" can be read after the
         # bus has left), unless another visit here today is still to come.
         today = self.today()
