@@ -97,7 +97,7 @@ class Board:
                 break
             for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
                 e = dated.entry
-                base = dict(visit=dated.id, vehicle=e.vehicle,
+                base = dict(visit=dated.id, stop=e.stop, vehicle=e.vehicle,
                             vehicle_name=self._names[e.vehicle], day=dated.day, half=e.half,
                             planned_arrive=dated.arrive, planned_depart=dated.depart)  # fmt: skip
                 f = live.forecast(e.vehicle, dated.id) if offset == 0 else None

@@ -59,6 +59,7 @@ def status_label_en(status: VisitStatus, delay_min: int) -> str:
 @dataclass(frozen=True)
 class VisitView:
     visit: str  # e.g. "2026-11-23/noce/am"
+    stop: str  # the stop's id, e.g. "noce": read it here, never from the visit id
     vehicle: str
     vehicle_name: str
     day: date

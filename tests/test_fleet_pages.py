@@ -22,8 +22,10 @@ from ground.alerts import DEFAULT_RULES, AlertEngine
 from ground.store import Store
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings, User, hash_password
-from ground.web.dtc import meaning
-from ground.web.fleet import fleet_router, fr_num, svg_chart
+from ground.web.fleet import fleet_router
+from ground.web.fleet.charts import svg_chart
+from ground.web.fleet.dtc import meaning
+from ground.web.format import number
 from medicobus import contract
 from tests.clocks import ManualClock
 from tests.test_web_pages import (
@@ -319,7 +321,7 @@ def test_chart_breaks_on_gaps_and_says_when_empty() -> None:
     empty = str(svg_chart("c", "T", "T", "%", [("soc_pct", [])], start, end, PARIS,
                           domain=(0, 100)))
     assert "Aucune mesure sur 24 h" in empty
-    assert fr_num(-0.04) == "0,0" and fr_num(12.345, 2) == "12,35"
+    assert number(-0.04) == "0,0" and number(12.345, 2) == "12,35"
 
 
 def test_fridge_csv_export(client: TestClient, fleet: FleetScene) -> None:

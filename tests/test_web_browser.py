@@ -4,16 +4,18 @@ updates over SSE without reload, a screenshot, and no horizontal scroll on a pho
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ground.web.app import create_app
-from tests.test_web_pages import NOCE, LiveServer, Scene
+from tests.test_web_pages import NOCE, LiveServer, Scene, read_events
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -100,6 +102,45 @@ def test_commune_page_updates_live(browser: Browser, server: LiveServer, scene: 
     finally:
         page.close()
     assert _wait(lambda: scene.listeners() == 0), "the stream was not closed with the page"
+
+
+def test_live_texts_come_from_the_server(browser: Browser, server: LiveServer,
+                                        scene: Scene) -> None:
+    """The stream carries every text of the page already worded; the script only places
+    them: after a live update each element shows exactly its text from the event, and
+    the script has no wording of its own."""
+    script = (Path(__file__).parent.parent / "ground/web/static/live.js").read_text()
+    code = re.sub(r"/\*.*?\*/", "", script, flags=re.S)
+    for phrase in ("Arrivée", "Départ", "Arrivé à", "Reparti", "Liaison", "attente",
+                   "mis à jour", "Motif", "morning", " min"):
+        assert phrase not in code, phrase
+    page = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
+    try:
+        assert _wait(lambda: scene.listeners() == 1), "the page opened no event stream"
+        scene.driving_towards_noce(km=30)
+        scene.status("offline")
+        scene.clock.advance(12)
+        scene.board.notify({"perche-1"})
+        with httpx.Client(timeout=httpx.Timeout(10, read=5)) as http, \
+                http.stream("GET", f"{server.url}/communes/{NOCE}/events") as r:  # fmt: skip
+            event = next(read_events(r))
+        texts = event["page"]["texts"]
+        assert texts["nv-status"] == "retard de 15 min"
+        assert texts["link"] == "Liaison avec le bus perdue : dernière position reçue il y a 12 min"
+        expect(page.locator("#updated")).to_have_text(texts["updated"])
+        for element, text in texts.items():
+            locator = page.locator(f"#{element}")
+            expect(locator).to_have_text(text)
+            if text:
+                expect(locator).to_be_visible()
+            else:
+                expect(locator).to_be_hidden()
+        expect(page.locator("#nv-status")).to_have_class(f"status status-{event['page']['status']}")
+        cells = page.locator("#upcoming-rows tr").evaluate_all(
+            "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
+        assert cells == [row["cells"] for row in event["page"]["rows"]]
+    finally:
+        page.close()
 
 
 def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: LiveServer,

@@ -22,7 +22,8 @@ from ground.board import Board
 from ground.eta import TravelModel
 from ground.fleet import Cancellation, Fleet, load_fleet
 from ground.state import LiveState
-from ground.web.app import create_app, ics_escape, ics_fold
+from ground.web.app import create_app
+from ground.web.public.calendar import ics_escape, ics_fold
 from medicobus import contract
 from medicobus.geo import distance_m
 from tests.brokers import free_port, wait_for_port

@@ -11,6 +11,9 @@ session cookies that expire, and a slowdown for password guessing.
   a request (idle) and 12 h after login (absolute), counted on a real-time clock: the
   demo's accelerated clock must not log people out in seconds. Logging out revokes the
   nonce server-side (kept until the absolute limit), as a cookie alone cannot be recalled.
+  The MAC is three lines of the standard library's `hmac`, not itsdangerous: its Signer
+  (tried) needs a per-user salt for the password fingerprint, a second parse to find the
+  user, and a dependency, for no fewer lines; and the CSRF token stays a plain HMAC.
 - The CSRF token of a session is derived from its nonce: one per session, never stored.
 - Failed logins are counted per client address: after a few, that address must wait,
   the wait doubling with each further failure (15 min at most). Unknown users cost the

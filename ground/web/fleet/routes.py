@@ -1,0 +1,225 @@
+"""The fleet manager's dashboard: every vehicle's health at a glance, a page per vehicle
+with 24-hour charts, alerts and trouble codes, the fridge's log as CSV, a JSON API and a
+live stream. Everything here requires a login (`ground.web.auth`, checked by
+`security.Guard`); none of it is linked from, or reachable through, the public mairie
+pages, and none of it is in the public OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from ground.board import Board
+from ground.web import sse
+from ground.web.auth import COOKIE, Auth, AuthSettings, Session
+from ground.web.fleet.export import MAX_CSV_DAYS, fridge_csv, fridge_log
+from ground.web.fleet.models import VehicleDetailOut, VehicleOut
+from ground.web.fleet.security import Guard, form, safe_next, same_origin
+from ground.web.fleet.sources import AlertSource, SeriesSource
+from ground.web.fleet.views import FRIDGE_BAND, SEVERITY_FR, Dashboard
+from ground.web.format import number, when
+from medicobus.clock import Clock
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays move with time
+
+
+def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
+                 users_settings: AuthSettings, *, clock: Clock | None = None,
+                 session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
+                 fridge_band: tuple[float, float] = FRIDGE_BAND,
+                 auth: Auth | None = None) -> APIRouter:
+    """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
+
+    `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
+    times sessions and login slowdown in real time (default: the system clock).
+    """
+    dash = Dashboard(board, store, alerts, clock or board.clock, fridge_band)
+    auth = auth or Auth(users_settings, session_clock)
+    templates = Jinja2Templates(directory=TEMPLATES)
+    templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
+                                 severity_fr=SEVERITY_FR)  # fmt: skip
+    router = APIRouter(include_in_schema=False)  # private: not in the public /openapi.json
+
+    guard = Guard(auth, users_settings)
+    finish = guard.finish
+    # Plain defaults, not Annotated aliases: with postponed annotations FastAPI cannot
+    # resolve a name local to this function.
+    page_user = Depends(guard.page_session)
+    api_user = Depends(guard.api_session)
+
+    def page(request: Request, name: str, session: Session | None, status_code: int = 200,
+             touch: bool = True, **ctx: Any) -> Response:
+        ctx.update(user=session.user if session else None,
+                   csrf=session.csrf if session else "")  # fmt: skip
+        response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+        return finish(request, response, session, touch)
+
+    def known(vehicle: str) -> bool:
+        return vehicle in dash.names
+
+    def not_found(request: Request, session: Session) -> Response:
+        return page(request, "fleet_error.html", session, status_code=404,
+                    title_fr="Véhicule inconnu", title_en="Unknown vehicle",
+                    message="Ce véhicule n'existe pas dans la flotte configurée.")
+
+    # -- login / logout -----------------------------------------------------------------
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str | None = None, bye: int = 0) -> Response:
+        s = guard.session_of(request)
+        if s is not None:
+            return finish(request, RedirectResponse(safe_next(next), 303), s)
+        return page(request, "fleet_login.html", None, next=safe_next(next), error=None,
+                    bye=bool(bye))
+
+    @router.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        if not same_origin(request):
+            return finish(request, JSONResponse({"detail": "cross-site request"}, 403))
+        data = await form(request)
+        target = safe_next(data.get("next"))
+        address = request.client.host if request.client else "?"
+        wait = auth.wait_before_login(address)
+        if wait > timedelta(0):
+            seconds = math.ceil(wait.total_seconds())
+            response = page(request, "fleet_login.html", None, status_code=429, next=target,
+                            error=f"Trop de tentatives : réessayez dans {seconds} s. "
+                                  f"· Too many attempts: try again in {seconds} s.")  # fmt: skip
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        name, password = data.get("name", "")[:64], data.get("password", "")[:1024]
+        # scrypt takes tens of milliseconds: off the event loop.
+        if not await run_in_threadpool(auth.check_password, name, password):
+            auth.failed(address)
+            return page(request, "fleet_login.html", None, status_code=401, next=target,
+                        error="Identifiant ou mot de passe incorrect. "
+                              "· Wrong user name or password.")  # fmt: skip
+        auth.succeeded(address)
+        session = auth.read(auth.issue(name))
+        assert session is not None
+        return finish(request, RedirectResponse(target, 303), session)
+
+    @router.post("/logout")
+    async def logout(request: Request, session: Session = page_user) -> Response:
+        data = await form(request)
+        if not guard.csrf_ok(request, session, data):
+            return finish(request, JSONResponse({"detail": "invalid CSRF token"}, 403))
+        auth.revoke(session)
+        response = RedirectResponse("/fleet/login?bye=1", 303)
+        guard.forget(request, response)
+        return finish(request, response)
+
+    # -- pages --------------------------------------------------------------------------
+
+    @router.get("/", response_class=HTMLResponse)
+    def index(request: Request, session: Session = page_user) -> Response:
+        vehicles = [dash.summary(v) for v in dash.names]
+        return page(request, "fleet_index.html", session, vehicles=vehicles)
+
+    @router.get("/vehicles/{vehicle}", response_class=HTMLResponse)
+    def vehicle_page(request: Request, vehicle: str, session: Session = page_user) -> Response:
+        if not known(vehicle):
+            return not_found(request, session)
+        today = dash.now().astimezone(dash.zone).date()
+        return page(request, "fleet_vehicle.html", session, v=dash.detail(vehicle),
+                    charts=dash.charts(vehicle), today=today,
+                    week_ago=today - timedelta(days=6))  # fmt: skip
+
+    @router.get("/vehicles/{vehicle}/panel", response_class=HTMLResponse)
+    def vehicle_panel(request: Request, vehicle: str, session: Session = api_user) -> Response:
+        """The live part of a vehicle's page, fetched again by the script on a change.
+        Automatic: it does not count as activity for the idle timeout."""
+        if not known(vehicle):
+            return finish(request, JSONResponse({"detail": "unknown vehicle"}, 404))
+        return page(request, "fleet_panel.html", session, touch=False, v=dash.detail(vehicle),
+                    charts=dash.charts(vehicle))  # fmt: skip
+
+    @router.get("/vehicles/{vehicle}/fridge.csv")
+    def fridge_export(
+        request: Request, vehicle: str, session: Session = page_user,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None,
+    ) -> Response:
+        if not known(vehicle):
+            return not_found(request, session)
+        today = dash.now().astimezone(dash.zone).date()
+        end = end or today
+        start = start or end - timedelta(days=6)
+        if start > end or (end - start).days >= MAX_CSV_DAYS:
+            return finish(request, JSONResponse(
+                {"detail": f"from must be on or before to, at most {MAX_CSV_DAYS} days"}, 422),
+                session)
+        t0 = datetime.combine(start, time(0), dash.zone)
+        t1 = datetime.combine(end + timedelta(days=1), time(0), dash.zone)
+        text = fridge_csv(fridge_log(dash, vehicle, t0, t1), dash.zone)
+        name = f"frigo-{vehicle}-{start.isoformat()}_{end.isoformat()}.csv"
+        return finish(request, Response(text, media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'}), session)
+
+    @router.post("/vehicles/{vehicle}/alerts/{alert_id}/acknowledge")
+    async def acknowledge(request: Request, vehicle: str, alert_id: int,
+                          session: Session = page_user) -> Response:
+        data = await form(request)
+        if not guard.csrf_ok(request, session, data):
+            return page(request, "fleet_error.html", session, status_code=403,
+                        title_fr="Action refusée", title_en="Action refused",
+                        message="Le jeton de sécurité du formulaire est absent ou périmé : "
+                                "rechargez la page et recommencez.")  # fmt: skip
+        if alerts is None or not known(vehicle):
+            return not_found(request, session)
+        try:
+            alert = await run_in_threadpool(alerts.get, alert_id)
+            if alert.vehicle != vehicle:
+                raise KeyError(alert_id)
+            await run_in_threadpool(alerts.acknowledge, alert_id, session.user)
+        except KeyError:
+            return page(request, "fleet_error.html", session, status_code=404,
+                        title_fr="Alerte inconnue", title_en="Unknown alert",
+                        message="Cette alerte n'existe pas pour ce véhicule.")
+        board.notify({vehicle})  # other open dashboards show who acknowledged, now
+        return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#alerts", 303),
+                      session)
+
+    # -- API and live stream -------------------------------------------------------------
+
+    @router.get("/api/vehicles", response_model=list[VehicleOut])
+    def api_vehicles(request: Request, session: Session = api_user) -> Response:
+        body = "[" + ",".join(dash.summary(v).model_dump_json() for v in dash.names) + "]"
+        return finish(request, Response(body, media_type="application/json"), session)
+
+    @router.get("/api/vehicles/{vehicle}", response_model=VehicleDetailOut)
+    def api_vehicle(request: Request, vehicle: str, session: Session = api_user) -> Response:
+        if not known(vehicle):
+            return finish(request, JSONResponse({"detail": "unknown vehicle"}, 404), session)
+        return finish(request, Response(dash.detail(vehicle).model_dump_json(),
+                                        media_type="application/json"), session)  # fmt: skip
+
+    def snapshot() -> str:
+        vehicles = ",".join(dash.summary(v).model_dump_json() for v in dash.names)
+        return f'{{"vehicles":[{vehicles}]}}'
+
+    def stream(cookie: str | None) -> AsyncIterator[str]:
+        async def next_event() -> sse.Event:
+            # The session may end while the page stays open: stop sending data then.
+            if auth.read(cookie) is None:
+                return sse.Event("{}", name="logout", last=True)
+            return sse.Event(await run_in_threadpool(snapshot))
+
+        return sse.stream(board, next_event, refresh_s)
+
+    @router.get("/events")
+    def events(request: Request, session: Session = api_user) -> Response:
+        response = sse.response(stream(request.cookies.get(COOKIE)))
+        return finish(request, response, session, touch=False)
+
+    return router

@@ -1,0 +1,133 @@
+"""The public routes: the list of communes, a page per commune with its live stream, the
+JSON API (in /openapi.json) and the iCalendar feed."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ground.fleet import Fleet
+from ground.views import StopView
+from ground.web import sse
+from ground.web.public.calendar import calendar_ics
+from ground.web.public.models import ErrorOut, StopDetailOut, StopOut
+from ground.web.public.views import commune_page, planned_text, stop_detail_out, stop_out
+from medicobus.clock import Clock
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+REFRESH_S = 30.0  # an SSE refresh at least this often: ETAs move with time; also a keepalive
+
+
+class Board(Protocol):
+    fleet: Fleet
+
+    def stops(self) -> list[StopView]: ...
+
+    def stop(self, insee: str) -> StopView | None: ...
+
+    def subscribe(self, listener: sse.Listener) -> Callable[[], None]: ...
+
+
+def public_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES)
+    templates.env.globals.update(planned_text=planned_text)
+    return templates
+
+
+def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> APIRouter:
+    """The mairie pages (not in the schema) and the public API (in it)."""
+    zone = board.fleet.zone
+    templates = public_templates()
+    router = APIRouter()
+
+    def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        at = clock.now()
+        stops = sorted((stop_out(s, zone, at) for s in board.stops()),
+                       key=lambda s: s.commune)  # fmt: skip
+        return page(request, "index.html", stops=stops)
+
+    @router.get("/communes/{insee}", response_class=HTMLResponse, include_in_schema=False)
+    def commune(request: Request, insee: str) -> HTMLResponse:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        return page(request, "commune.html", s=commune_page(s, zone, clock.now()))
+
+    # Many pages of one commune wake up together: they share the JSON of one view, keyed
+    # by the commune's change number (bumped by each connection's listener, in the ingest
+    # thread, before that connection wakes, so a cached view is never older than the
+    # change that woke it) and by the clock's second (the view shows times relative to now).
+    changes = itertools.count(1)
+    versions: dict[str, int] = {}
+    cache: dict[str, tuple[tuple[int, datetime], str]] = {}
+
+    def page_json(insee: str) -> str | None:
+        at = clock.now().replace(microsecond=0)
+        key = (versions.get(insee, 0), at)
+        hit = cache.get(insee)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        s = board.stop(insee)
+        if s is None:
+            return None
+        data = commune_page(s, zone, at).model_dump_json()
+        cache[insee] = (key, data)
+        return data
+
+    @router.get("/communes/{insee}/events", include_in_schema=False)
+    async def events(request: Request, insee: str) -> Response:
+        if board.stop(insee) is None:
+            return JSONResponse({"detail": "commune inconnue"}, status_code=404)
+
+        def concerns(codes: frozenset[str]) -> bool:  # in the ingest thread
+            if insee not in codes:
+                return False
+            versions[insee] = next(changes)
+            return True
+
+        async def next_event() -> sse.Event | None:
+            data = page_json(insee)
+            return None if data is None else sse.Event(data)
+
+        return sse.response(sse.stream(board, next_event, refresh_s, concerns))
+
+    @router.get("/api/v1/stops", response_model=list[StopOut], tags=["stops"],
+                summary="Communes served, with their next visit")  # fmt: skip
+    def api_stops() -> list[StopOut]:
+        at = clock.now()
+        return [stop_out(s, zone, at) for s in board.stops()]
+
+    @router.get("/api/v1/stops/{insee}", response_model=StopDetailOut, tags=["stops"],
+                responses={404: {"model": ErrorOut}},
+                summary="One commune (by INSEE code), with its upcoming visits")  # fmt: skip
+    def api_stop(insee: str) -> StopDetailOut | JSONResponse:
+        s = board.stop(insee)
+        if s is None:
+            return JSONResponse({"detail": "commune inconnue / unknown commune"}, 404)
+        return stop_detail_out(s, zone, clock.now())
+
+    @router.get("/api/v1/stops/{insee}/calendar.ics", tags=["stops"],
+                responses={200: {"content": {"text/calendar": {}}}, 404: {"model": ErrorOut}},
+                summary="iCalendar feed of the commune's upcoming visits")  # fmt: skip
+    def api_calendar(insee: str) -> Response:
+        s = board.stop(insee)
+        if s is None:
+            return JSONResponse({"detail": "commune inconnue / unknown commune"}, 404)
+        return Response(
+            calendar_ics(s, zone, clock.now()),
+            media_type="text/calendar; charset=utf-8",
+            headers={"Content-Disposition": f'inline; filename="medicobus-{insee}.ics"'},
+        )
+
+    return router
