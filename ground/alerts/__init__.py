@@ -1,11 +1,11 @@
-"""Alerts on vehicle health: rules from config (`rules`), a series replayed into episodes
-(`episodes`), the engine that applies the rules and records their verdicts (`engine`), and
-the alerts' SQL (`storage`). Notifications are ground.notify's."""
+"""Alerts on vehicle health, in the order they work: the rules from config (`rules`), a
+stored series replayed into episodes (`episodes`), the engine that applies the rules to
+what arrived and records their verdicts (`engine`), and the alerts' SQL (`storage`).
+Notifications are ground.notify's; what the rest of the ground uses is re-exported here."""
 
-from ground.alerts.engine import AlertEngine, Event, Notifier
+from ground.alerts.engine import AlertEngine, Event
 from ground.alerts.rules import (
     DEFAULT_RULES,
-    AlertRule,
     AlertRules,
     NewCodeRule,
     NoGpsRule,
@@ -17,6 +17,6 @@ from ground.alerts.rules import (
 )
 from ground.alerts.storage import Alert, AlertStorage
 
-__all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRule", "AlertRules", "AlertStorage",
-           "Event", "NewCodeRule", "NoGpsRule", "Notifier", "OfflineRule", "Rule", "Severity",
-           "ThresholdRule", "limits"]
+__all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRules", "AlertStorage", "Event",
+           "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity", "ThresholdRule",
+           "limits"]

@@ -56,8 +56,8 @@ class AlertEngine:
         # (vehicle, rule) -> the oldest timestamp of its samples stored since it was last
         # judged: where its replay must start from to see a backlog.
         self._dirty: dict[tuple[str, str], datetime] = {}
-        # (vehicle, rule) -> what the rule noted between judgments (see Case.notes).
-        self._notes: dict[tuple[str, str], dict[str, datetime]] = {}
+        # (vehicle, rule) -> what the rule keeps between judgments (see Case.memory).
+        self._memory: dict[tuple[str, str], dict[str, datetime]] = {}
         self._plans: dict[tuple[str, date], tuple[datetime, datetime] | None] = {}
         self._cursor: int | None = None  # rowid of the last sample noted
         self._saved_cursor_at: float | None = None
@@ -72,14 +72,14 @@ class AlertEngine:
         with self._lock:
             now = self.clock.now()
             self._collect_new_samples()
+            open_now = self.storage.open_by_rule()
             for vehicle in sorted(chosen):
                 vs = self.state.get(vehicle)
-                open_now = self.storage.open_by_rule(vehicle)
                 hours = functools.partial(self._service_hours, vehicle, now)
                 for rule in self.rules:
                     key = (vehicle, rule.id)
-                    case = Case(vehicle, vs, now, self.stale_after, open_now.get(rule.id, {}),
-                                self._notes.setdefault(key, {}), self._dirty.pop(key, None),
+                    case = Case(vehicle, vs, now, self.stale_after, open_now.get(key, {}),
+                                self._memory.setdefault(key, {}), self._dirty.pop(key, None),
                                 self.storage, hours)
                     try:
                         changes.extend(self._record(vehicle, rule, rule.judge(case)))

@@ -3,7 +3,7 @@
 A rule has a condition, a duration and a clear condition (as ThingsBoard's alarm rules).
 Durations and hysteresis are what keep flapping input (a fridge hovering at 8.0 °C) from
 opening and closing alerts repeatedly. A rule is given a `Case` (the vehicle's live state,
-the rule's open alerts on it, what the rule noted at earlier judgments) and answers with
+the rule's open alerts on it, what the rule keeps between judgments) and answers with
 verdicts: open an alert, close one, note an open one's latest value. The engine records
 them; the rules themselves never write.
 """
@@ -40,7 +40,7 @@ class Case:
     now: datetime
     stale_after: timedelta
     open: dict[str, Alert]  # the rule's open alerts on the vehicle, by key
-    notes: dict[str, datetime]  # what the rule noted on the vehicle at earlier judgments
+    memory: dict[str, datetime]  # what the rule keeps of the vehicle between judgments
     stored_since: datetime | None  # the oldest of the rule's samples stored since then
     records: AlertStorage  # the stored series and the alerts recorded
     service_hours: Callable[[], tuple[datetime, datetime] | None]  # today's; None: no visit
@@ -179,7 +179,7 @@ class ThresholdRule(_Rule):
                 # Nothing new stored: only time can change things, and only while the
                 # latest value is on its way to opening (breaching) or closing (clearing).
                 return []
-        resume = case.notes.get("resume")
+        resume = case.memory.get("resume")
         if resume is not None and (case.stored_since is None or case.stored_since >= resume):
             start = resume  # in order: go on from where the last replay left off
         else:
@@ -194,7 +194,7 @@ class ThresholdRule(_Rule):
         # While the bus is connected, the last sample stands until now (it reports on
         # change); once it is offline, nothing is known past its last sample.
         end = case.now if case.state.connection != "offline" else samples[-1][0]
-        episodes, case.notes["resume"] = replay(self, samples, end, known)
+        episodes, case.memory["resume"] = replay(self, samples, end, known)
         return self._verdicts(episodes, {a.id: a for a in known})
 
     def _verdicts(self, episodes: list[Episode], known: dict[int, Alert]) -> list[Verdict]:
@@ -254,14 +254,14 @@ class OfflineRule(_Rule):
         alert, now = case.open.get(""), case.now
         if case.presence() == "online":
             if alert is None:
-                case.notes.pop("back", None)
+                case.memory.pop("back", None)
                 return []
-            back = case.notes.setdefault("back", now)
+            back = case.memory.setdefault("back", now)
             if now - back >= timedelta(seconds=self.clear_for_s):
-                case.notes.pop("back", None)
+                case.memory.pop("back", None)
                 return [Close(alert.id, back, None)]
             return []
-        case.notes.pop("back", None)
+        case.memory.pop("back", None)
         hours = case.service_hours()
         if hours is None:
             return []
@@ -297,10 +297,10 @@ class NoGpsRule(_Rule):
                 return [Close(alert.id, now, _minutes(now - fix))]
             return []
         if case.presence() != "online" or not self._moving(vs, now):
-            case.notes.pop("moving", None)
+            case.memory.pop("moving", None)
             return []
         if fix is None:  # never had a fix today: count from when it was first seen moving
-            fix = case.notes.setdefault("moving", now)
+            fix = case.memory.setdefault("moving", now)
         if now - fix < after:
             return []
         minutes = _minutes(now - fix)

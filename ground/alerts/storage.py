@@ -84,11 +84,11 @@ class AlertStorage:
         return self._select("closed_at IS NULL AND vehicle = ? ORDER BY opened_at, id",
                             [vehicle])
 
-    def open_by_rule(self, vehicle: str) -> dict[str, dict[str, Alert]]:
-        """The vehicle's open alerts: rule -> key -> alert."""
-        found: dict[str, dict[str, Alert]] = {}
-        for alert in self.open_alerts(vehicle):
-            found.setdefault(alert.rule, {})[alert.key] = alert
+    def open_by_rule(self) -> dict[tuple[str, str], dict[str, Alert]]:
+        """Every open alert (few, at any time): (vehicle, rule) -> key -> alert."""
+        found: dict[tuple[str, str], dict[str, Alert]] = {}
+        for alert in self.open_alerts():
+            found.setdefault((alert.vehicle, alert.rule), {})[alert.key] = alert
         return found
 
     def history(self, vehicle: str, since: datetime) -> list[Alert]:
@@ -153,13 +153,13 @@ class AlertStorage:
         """A quantity's values from `start`, oldest first, led by the last one before
         `start`, which still stands for the value then. Flagged samples (no value) say
         nothing about the quantity: they are left out rather than read as a value."""
-        where = ("vehicle = ? AND sensor = ? AND quantity = ? AND value IS NOT NULL AND ts")
+        values = ("SELECT ts, value FROM samples WHERE vehicle = ? AND sensor = ? AND "
+                  "quantity = ? AND value IS NOT NULL")
         args = [vehicle, sensor, quantity, _iso(start)]
         with self._lock:
-            seed = self._conn.execute(f"SELECT ts, value FROM samples WHERE {where} < ? "
-                                      "ORDER BY ts DESC LIMIT 1", args).fetchall()
-            rows = self._conn.execute(f"SELECT ts, value FROM samples WHERE {where} >= ? "
-                                      "ORDER BY ts", args).fetchall()
+            seed = self._conn.execute(f"{values} AND ts < ? ORDER BY ts DESC LIMIT 1",
+                                      args).fetchall()
+            rows = self._conn.execute(f"{values} AND ts >= ? ORDER BY ts", args).fetchall()
         return [(datetime.fromisoformat(ts), float(v)) for ts, v in [*seed, *rows]]
 
     def cursor(self) -> int | None:
