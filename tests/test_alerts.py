@@ -4,6 +4,7 @@ restarts)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -251,6 +252,34 @@ def test_a_restart_keeps_open_alerts_and_does_not_open_them_again(tmp_path: Path
     [closed] = ground.alerts()
     assert closed.closed_at == NINE + timedelta(minutes=35)
     assert closed.acknowledged_by == "Marie Dupont"
+
+
+def test_alerts_and_ingest_write_the_ground_database_at_once(ground: Ground) -> None:
+    """The alerts' storage has its own connection to the store's file: while ingest
+    commits batch after batch, judging and acknowledging wait their turn, never fail."""
+    ground.fridge(9.0, 0)
+    [opened] = ground.tick(10)
+    batches = [[(ground.reading("battery", ts=NINE + timedelta(seconds=i), soc_pct=80.0),
+                 ground.clock.now())] for i in range(200)]
+    failures: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            for batch in batches:
+                ground.store.record(batch)  # type: ignore[arg-type]
+        except BaseException as e:  # reported by the assertion below
+            failures.append(e)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    while writer.is_alive():
+        ground.engine.evaluate({VEHICLE})
+        ground.engine.acknowledge(opened.id, "Marie Dupont")
+    writer.join()
+    assert failures == []
+    assert ground.store.count("readings") == 201
+    assert ground.engine.get(opened.id).acknowledged_by == "Marie Dupont"
+    assert [a.id for a in ground.engine.open_alerts(VEHICLE)] == [opened.id]
 
 
 def test_house_battery_below_30_clears_above_35(ground: Ground) -> None:
