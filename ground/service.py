@@ -12,7 +12,7 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
-from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules
+from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet
@@ -78,8 +78,8 @@ class GroundService:
                            stale_after=timedelta(seconds=settings.stale_after_s))
         n = settings.notify
         self.notifier = Notifier(n) if (n.webhooks or n.email) else None
-        self.alerts = AlertEngine(settings.alerts, self.store, self.state, self.fleet, clock,
-                                  self.notifier,
+        self.alerts = AlertEngine(settings.alerts, AlertStorage(settings.database),
+                                  self.state, self.fleet, clock, self.notifier,
                                   stale_after=timedelta(seconds=settings.stale_after_s))
         self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
                        if settings.influxdb else None)  # fmt: skip

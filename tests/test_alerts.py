@@ -1,20 +1,20 @@
-"""Alert rules: open after their duration, acknowledge, close on their clear condition,
-once per episode whatever the input does (flapping, backlogs, restarts)."""
+"""The alert engine on a real store: rules open after their duration, acknowledge, close
+on their clear condition, once per episode whatever the input does (flapping, backlogs,
+restarts)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
-from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertRules, ThresholdRule
+from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertStorage
 from ground.fleet import Fleet, load_fleet
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
-from medicobus.settings import ConfigError, parse_toml
 from tests.clocks import ManualClock
 from tests.harness import FLEET
 
@@ -49,8 +49,8 @@ class Ground:
         self.online()
 
     def _engine(self) -> AlertEngine:
-        return AlertEngine(self.rules, self.store, self.state, self.fleet, self.clock,
-                           self.notes)
+        return AlertEngine(self.rules, AlertStorage(self.tmp / "ground.db"), self.state,
+                           self.fleet, self.clock, self.notes)
 
     def restart(self) -> None:
         """A new process: the store reopened, state rebuilt from it, a new engine."""
@@ -256,6 +256,34 @@ def test_a_restart_keeps_open_alerts_and_does_not_open_them_again(tmp_path: Path
     assert closed.acknowledged_by == "Marie Dupont"
 
 
+def test_alerts_and_ingest_write_the_ground_database_at_once(ground: Ground) -> None:
+    """The alerts' storage has its own connection to the store's file: while ingest
+    commits batch after batch, judging and acknowledging wait their turn, never fail."""
+    ground.fridge(9.0, 0)
+    [opened] = ground.tick(10)
+    batches = [[(ground.reading("battery", ts=NINE + timedelta(seconds=i), soc_pct=80.0),
+                 ground.clock.now())] for i in range(200)]
+    failures: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            for batch in batches:
+                ground.store.record(batch)  # type: ignore[arg-type]
+        except BaseException as e:  # reported by the assertion below
+            failures.append(e)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    while writer.is_alive():
+        ground.engine.evaluate({VEHICLE})
+        ground.engine.acknowledge(opened.id, "Marie Dupont")
+    writer.join()
+    assert failures == []
+    assert ground.store.count("readings") == 201
+    assert ground.engine.get(opened.id).acknowledged_by == "Marie Dupont"
+    assert [a.id for a in ground.engine.open_alerts(VEHICLE)] == [opened.id]
+
+
 def test_house_battery_below_30_clears_above_35(ground: Ground) -> None:
     ground.ingest(ground.reading("battery", soc_pct=31.0, voltage_v=12.6))
     ground.at(1)
@@ -375,49 +403,3 @@ def test_no_gps_alert_for_a_bus_standing_still(fleet_ground: Ground) -> None:
         ground.at(m)
         ground.ingest(ground.reading("engine", speed_kmh=0.0, rpm=0.0))
     assert ground.alerts("no_gps") == []
-
-
-def test_alert_rules_read_from_toml() -> None:
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        alerts: AlertRules = DEFAULT_RULES
-
-    config = parse_toml("""
-[[alerts]]
-id = "fridge_temp"
-kind = "threshold"
-title_fr = "réfrigérateur hors plage"
-title_en = "fridge out of range"
-severity = "critical"
-sensor = "fridge"
-quantity = "temp_c"
-unit = "°C"
-outside = [2.0, 8.0]
-for_s = 600
-clear_inside = [2.5, 7.5]
-clear_for_s = 300
-
-[[alerts]]
-id = "offline"
-kind = "offline"
-title_fr = "véhicule hors ligne"
-title_en = "vehicle offline"
-after_min = 20
-""", Config, "ground.toml")
-    fridge, offline = config.alerts
-    assert isinstance(fridge, ThresholdRule) and fridge == DEFAULT_RULES[0]
-    assert offline.kind == "offline" and offline.after_min == 20
-    assert Config().alerts == DEFAULT_RULES  # the defaults when none are given
-
-    with pytest.raises(ConfigError, match=r"alerts\[0\].threshold: .*exactly one of above"):
-        parse_toml('[[alerts]]\nid = "x"\nkind = "threshold"\ntitle_fr = "x"\n'
-                   'title_en = "x"\nsensor = "s"\nquantity = "q"\nabove = 1\nbelow = 0\n',
-                   Config, "ground.toml")
-    with pytest.raises(ConfigError, match="clear_inside must lie within"):
-        parse_toml('[[alerts]]\nid = "x"\nkind = "threshold"\ntitle_fr = "x"\n'
-                   'title_en = "x"\nsensor = "s"\nquantity = "q"\noutside = [2, 8]\n'
-                   'clear_inside = [1, 7]\n', Config, "ground.toml")
-    with pytest.raises(ConfigError, match="duplicate alert rule id: offline"):
-        parse_toml('[[alerts]]\nid = "offline"\nkind = "offline"\ntitle_fr = "a"\n'
-                   'title_en = "a"\n[[alerts]]\nid = "offline"\nkind = "no_gps"\n'
-                   'title_fr = "b"\ntitle_en = "b"\n', Config, "ground.toml")

@@ -18,7 +18,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ground.alerts import DEFAULT_RULES, AlertEngine
+from ground.alerts import DEFAULT_RULES, AlertEngine, AlertStorage
+from ground.service import GroundService, load_ground
 from ground.store import Store
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings, User, hash_password
@@ -28,6 +29,7 @@ from ground.web.fleet.dtc import meaning
 from ground.web.format import number
 from medicobus import contract
 from tests.clocks import ManualClock
+from tests.harness import FLEET
 from tests.test_web_pages import (
     ISO_WITH_OFFSET,
     NOCE,
@@ -57,7 +59,8 @@ class FleetScene(Scene):
     def __init__(self, db: Path, refresh_s: float = 30.0, **auth: object) -> None:
         super().__init__()
         self.store = Store(db)
-        self.alerts = AlertEngine(DEFAULT_RULES, self.store, self.state, self.fleet, self.clock)
+        self.alerts = AlertEngine(DEFAULT_RULES, AlertStorage(db), self.state, self.fleet,
+                                  self.clock)
         self.wall = ManualClock(datetime(2026, 11, 23, 7, 0, tzinfo=PARIS))
         self.settings = settings(**auth)
         self.router = fleet_router(self.board, self.store, self.alerts, self.settings,
@@ -303,6 +306,71 @@ def test_vehicle_page_draws_24_hour_charts(client: TestClient, fleet: FleetScene
     assert 'class="limit"' in page  # coolant's 105 °C line
     # the chart's hours are local: 09h (yesterday) … 06h today, every 3 hours
     assert ">09h<" in fridge and ">06h<" in fridge
+
+
+def test_the_dashboard_marks_the_limits_the_configured_alert_rules_judge(
+        tmp_path: Path) -> None:
+    """The fridge band, battery low and engine hot are defined once, by the alert rules:
+    changed in the ground's config, the dashboard shows the new ones."""
+    config = tmp_path / "ground.toml"
+    config.write_text(f"""
+fleet = "{FLEET}"
+database = "ground.db"
+[dashboard]
+session_secret = "s3cret-for-tests-only-0123456789"
+[[dashboard.users]]
+name = "{USER}"
+password_hash = "{HASHES[USER]}"
+[[alerts]]
+id = "fridge_temp"
+kind = "threshold"
+title_fr = "réfrigérateur hors plage"
+title_en = "fridge out of range"
+sensor = "fridge"
+quantity = "temp_c"
+outside = [3.0, 6.0]
+[[alerts]]
+id = "house_battery_soc"
+kind = "threshold"
+title_fr = "batterie cellule faible"
+title_en = "house battery low"
+sensor = "battery"
+quantity = "soc_pct"
+below = 40.0
+[[alerts]]
+id = "coolant_temp"
+kind = "threshold"
+title_fr = "moteur en surchauffe"
+title_en = "engine overheating"
+sensor = "engine"
+quantity = "coolant_c"
+above = 95.0
+""", encoding="utf-8")
+    clock = Scene().clock
+    service = GroundService(load_ground(config), clock)
+    try:
+        # Inside the default limits (2-8 °C, 30 %, 105 °C), outside the configured ones.
+        for sensor, values in (("fridge", {"temp_c": 2.5}), ("battery", {"soc_pct": 38.0}),
+                               ("engine", {"coolant_c": 98.0, "rpm": 800.0})):
+            r = contract.Reading(vehicle=VEHICLE, ts=clock.now(), sensor=sensor,
+                                 values=values)  # type: ignore[arg-type]
+            service.store.record([(r, clock.now())])
+            service.state.apply(r, clock.now())
+        with TestClient(service.app) as c:
+            login(c)
+            vehicles = c.get("/fleet/").text
+            page = c.get(f"/fleet/vehicles/{VEHICLE}").text
+    finally:
+        service.alerts.close()
+        service.store.close()
+    assert tile(vehicles, "fridge") == ("bad", "Réfrigérateur Fridge 2,5 °C (HORS PLAGE) — "
+                                               "plage 3–6 °C")
+    assert tile(vehicles, "battery")[0] == "bad"
+    assert tile(vehicles, "engine")[0] == "bad"
+    fridge = re.search(r'<svg id="chart-fridge" .*?</svg>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "3–6 °C" in fridge and "2–8 °C" not in fridge
+    soc = re.search(r'<svg id="chart-soc" .*?</svg>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "≥ 40 %" in soc
 
 
 def test_chart_breaks_on_gaps_and_says_when_empty() -> None:

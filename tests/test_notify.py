@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from ground.alerts import DEFAULT_RULES, Alert, AlertEngine
+from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertStorage
 from ground.fleet import load_fleet
 from ground.notify import Notifier, NotifySettings, body, subject
 from ground.state import LiveState
@@ -304,7 +304,8 @@ def test_a_fridge_excursion_is_mailed_on_open_and_close(
     store, state = Store(tmp_path / "g.db"), LiveState()
     notifier = Notifier(mail_settings(port, certificate[0]))
     notifier.start()
-    engine = AlertEngine(DEFAULT_RULES, store, state, load_fleet(FLEET), clock, notifier)
+    engine = AlertEngine(DEFAULT_RULES, AlertStorage(tmp_path / "g.db"), state,
+                         load_fleet(FLEET), clock, notifier)
     try:
         temps = [4.0, 9.1, 9.3, 9.2, 9.0, 6.0, 5.0, 5.0, 5.0]  # one reading every 5 min
         for i, temp in enumerate(temps):
@@ -317,6 +318,7 @@ def test_a_fridge_excursion_is_mailed_on_open_and_close(
         assert notifier.flush(15)
     finally:
         notifier.stop()
+        engine.close()
         store.close()
     subjects = [m["Subject"] for m in inbox.wait(2)]
     # Opened when 9.1 °C had lasted 10 min (the reading then said 9.3); closed when back

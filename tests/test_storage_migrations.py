@@ -17,7 +17,8 @@ import pytest
 from sqlite_utils import Database
 
 from ground import influx, store
-from ground.alerts import DEFAULT_RULES, Alert, AlertEngine
+from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertStorage
+from ground.alerts import storage as alert_storage
 from ground.fleet import load_fleet
 from ground.state import LiveState
 from medicobus import contract
@@ -43,8 +44,8 @@ class _Silent:
 def _open_ground(path: Path) -> None:
     """As the ground service opens ground.db: the store, then the alerts on its file."""
     db = store.Store(path)
-    AlertEngine(DEFAULT_RULES, db, LiveState(), load_fleet(FLEET), ManualClock(AT_NOCE),
-                _Silent()).close()
+    AlertEngine(DEFAULT_RULES, AlertStorage(path), LiveState(), load_fleet(FLEET),
+                ManualClock(AT_NOCE), _Silent()).close()
     db.close()
 
 
@@ -71,7 +72,7 @@ KINDS = [
     Kind("kiosk.db",
          lambda p: queue.PatientQueue(p, None, VEHICLE, ManualClock(AT_NOCE)).close(),
          (queue.migrations,)),
-    Kind("ground.db", _open_ground, (store.migrations,)),
+    Kind("ground.db", _open_ground, (store.migrations, alert_storage.migrations)),
     Kind("ground-influx-spool.db", _open_spool, (influx.migrations,)),
 ]
 
@@ -137,13 +138,15 @@ def test_opening_again_changes_nothing(tmp_path: Path, kind: Kind) -> None:
 
 
 def test_the_alert_rows_of_ground_db_are_still_read(tmp_path: Path) -> None:
-    db = store.Store(_legacy(tmp_path, "ground.db"))
-    engine = AlertEngine(DEFAULT_RULES, db, LiveState(), load_fleet(FLEET),
+    path = _legacy(tmp_path, "ground.db")
+    db = store.Store(path)
+    engine = AlertEngine(DEFAULT_RULES, AlertStorage(path), LiveState(), load_fleet(FLEET),
                          ManualClock(AT_NOCE), _Silent())
     alerts = engine.history(VEHICLE, AT_NOCE - timedelta(days=1))
     assert [(a.rule, a.acknowledged_by, a.closed_at is None) for a in alerts] == [
         ("fridge_temp", "Dr Martin", True), ("fridge_temp", None, False)]
     assert db.count("dead_letters") == 2
+    engine.close()
     db.close()
 
 

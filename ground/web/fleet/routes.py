@@ -25,7 +25,7 @@ from ground.web.fleet.export import MAX_CSV_DAYS, fridge_csv, fridge_log
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
-from ground.web.fleet.views import FRIDGE_BAND, SEVERITY_FR, Dashboard
+from ground.web.fleet.views import SEVERITY_FR, Dashboard
 from ground.web.format import number, when
 from medicobus.clock import Clock
 
@@ -36,14 +36,13 @@ REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays m
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
-                 fridge_band: tuple[float, float] = FRIDGE_BAND,
                  auth: Auth | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock).
     """
-    dash = Dashboard(board, store, alerts, clock or board.clock, fridge_band)
+    dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from ground.alerts import Rule
+
 
 class AlertLike(Protocol):
     """ground.alerts.Alert, as read here."""
@@ -39,6 +41,8 @@ class AlertLike(Protocol):
 class AlertSource(Protocol):
     """ground.alerts.AlertEngine, as used here."""
 
+    @property
+    def rules(self) -> Sequence[Rule]: ...
     def open_alerts(self, vehicle: str | None = None) -> Sequence[AlertLike]: ...
     def history(self, vehicle: str, since: datetime) -> Sequence[AlertLike]: ...
     def acknowledge(self, alert_id: int, person: str) -> AlertLike: ...

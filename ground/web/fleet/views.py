@@ -11,6 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from ground.alerts import limits
 from ground.board import Board
 from ground.eta import Forecast
 from ground.state import VehicleState
@@ -33,7 +34,6 @@ from ground.web.format import age, hm, hms, number
 from medicobus.clock import Clock
 from medicobus.geo import distance_m
 
-FRIDGE_BAND = (2.0, 8.0)  # °C, vaccines and most drugs (the cold chain)
 OLD_READING = timedelta(minutes=30)  # an older last value is shown greyed, with its age
 HISTORY = timedelta(days=7)  # alert history shown on a vehicle's page
 SEVERITY_RANK = {"info": 1, "warning": 2, "major": 3, "critical": 4}
@@ -48,10 +48,11 @@ PRESENCE_FR = {"online": "en ligne", "offline": "hors ligne", "stale": "silencie
 PRESENCE_EN = {"online": "online", "offline": "offline", "stale": "stale",
                "unknown": "never seen"}  # fmt: skip
 PROBE = re.compile(r"^temp(\d*)_c$")
-# Display thresholds only: the alert rules (ground.alerts, from config) decide alarms.
-SOC_LOW, SOC_WARN = 30.0, 50.0
+# Display thresholds only; the limits that alarm (fridge band, battery low, engine hot) are
+# the alert rules' (ground.alerts, from config), read by the Dashboard.
+SOC_WARN = 50.0
 FUEL_LOW, FUEL_WARN = 10.0, 20.0
-COOLANT_HOT, COOLANT_WARM = 105.0, 100.0
+COOLANT_WARM = 100.0
 
 
 # --- the summary of one vehicle -------------------------------------------------------------
@@ -61,12 +62,15 @@ class Dashboard:
     """Builds what the pages, the API and the stream show, from the board, store and alerts."""
 
     def __init__(self, board: Board, store: SeriesSource, alerts: AlertSource | None,
-                 clock: Clock, band: tuple[float, float] = FRIDGE_BAND) -> None:
+                 clock: Clock) -> None:
         self.board = board
         self.store = store
         self.alerts = alerts
         self.clock = clock
-        self.band = band
+        rules = [] if alerts is None else alerts.rules  # none: the default rules' limits
+        self.band = limits(rules, "fridge", "temp_c")  # °C, the cold chain
+        self.soc_low = limits(rules, "battery", "soc_pct")[0]
+        self.coolant_hot = limits(rules, "engine", "coolant_c")[1]
         self.zone = board.fleet.zone
         self.names = {v.id: v.name for v in board.fleet.vehicles}
 
@@ -296,7 +300,7 @@ class Dashboard:
 
     def _battery(self, b: dict[str, Measure], now: datetime) -> Display:
         soc, volts = b["soc_pct"], b["voltage_v"]
-        d = self._level(soc, now, "%", 0, SOC_LOW, SOC_WARN)
+        d = self._level(soc, now, "%", 0, self.soc_low, SOC_WARN)
         if volts.value is not None:
             extra = f"{number(volts.value, 2)} V"
             d = Display(text=extra if soc.value is None else f"{d.text}, {extra}",
@@ -310,7 +314,7 @@ class Dashboard:
         parts, state = [], "ok"
         if coolant.value is not None:
             parts.append(f"liquide de refroidissement {number(coolant.value, 0)} °C")
-            state = "bad" if coolant.value > COOLANT_HOT else \
+            state = "bad" if coolant.value > self.coolant_hot else \
                 "warn" if coolant.value > COOLANT_WARM else "ok"  # fmt: skip
         if rpm.value is not None:
             parts.append(f"{number(rpm.value, 0)} tr/min")
@@ -334,10 +338,10 @@ class Dashboard:
             ("chart-fridge", "Température du réfrigérateur", "Fridge temperature", "°C", fridge,
              dict(domain=(-2.0, 14.0), band=(lo, hi))),
             ("chart-soc", "Charge de la batterie cellule", "House battery charge", "%", soc,
-             dict(domain=(0.0, 100.0), fixed=True, band=(SOC_LOW, 100.0),
-                  band_label="≥ 30 %")),
+             dict(domain=(0.0, 100.0), fixed=True, band=(self.soc_low, 100.0),
+                  band_label=f"≥ {number(self.soc_low, 0)} %")),
             ("chart-coolant", "Liquide de refroidissement du moteur", "Engine coolant", "°C",
-             coolant, dict(domain=(0.0, 120.0), limit=COOLANT_HOT)),
+             coolant, dict(domain=(0.0, 120.0), limit=self.coolant_hot)),
         ]
         return [Chart(fr, en, unit, svg_chart(cid, fr, en, unit, data, start, end, self.zone,
                                               **opts))  # type: ignore[arg-type]
