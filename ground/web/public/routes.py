@@ -12,12 +12,14 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
 from ground.views import StopView
 from ground.web import sse
 from ground.web.public.calendar import calendar_ics
 from ground.web.public.models import ErrorOut, StopDetailOut, StopOut
+from ground.web.public.snapshot import Snapshot
 from ground.web.public.views import commune_page, planned_text, stop_detail_out, stop_out
 from medicobus.clock import Clock
 
@@ -41,6 +43,9 @@ def public_templates() -> Jinja2Templates:
     return templates
 
 
+_STOP_LIST = TypeAdapter(list[StopOut])
+
+
 def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> APIRouter:
     """The mairie pages (not in the schema) and the public API (in it)."""
     zone = board.fleet.zone
@@ -50,11 +55,16 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
     def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
+    def every_commune() -> tuple[list[StopOut], bytes]:
+        at = clock.now()
+        stops = [stop_out(s, zone, at) for s in board.stops()]
+        return stops, _STOP_LIST.dump_json(stops)
+
+    communes = Snapshot(every_commune)
+
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
-        at = clock.now()
-        stops = sorted((stop_out(s, zone, at) for s in board.stops()),
-                       key=lambda s: s.commune)  # fmt: skip
+        stops = sorted(communes.get()[0], key=lambda s: s.commune)
         return page(request, "index.html", stops=stops)
 
     @router.get("/communes/{insee}", response_class=HTMLResponse, include_in_schema=False)
@@ -103,10 +113,11 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         return sse.response(sse.stream(board, next_event, refresh_s, concerns))
 
     @router.get("/api/v1/stops", response_model=list[StopOut], tags=["stops"],
-                summary="Communes served, with their next visit")  # fmt: skip
-    def api_stops() -> list[StopOut]:
-        at = clock.now()
-        return [stop_out(s, zone, at) for s in board.stops()]
+                summary="Communes served, with their next visit",
+                description="Made again at most every second (`generated_at` says when); "
+                "a commune's own resource is always current.")  # fmt: skip
+    def api_stops() -> Response:
+        return Response(communes.get()[1], media_type="application/json")
 
     @router.get("/api/v1/stops/{insee}", response_model=StopDetailOut, tags=["stops"],
                 responses={404: {"model": ErrorOut}},
