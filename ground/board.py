@@ -7,9 +7,10 @@ pages' live streams) are told which communes changed after each ingested batch.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, timedelta
 
 from ground.eta import Forecast, TravelModel, forecast_day
@@ -39,6 +40,8 @@ class Board:
         self._names = {v.id: v.name for v in fleet.vehicles}
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._changes = itertools.count(1)
+        self._versions: dict[str, int] = {}  # INSEE code -> number of its latest change
 
     # -- change notification ---------------------------------------------------------------
 
@@ -60,6 +63,8 @@ class Board:
             v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)
         )
         with self._lock:
+            for insee in communes:  # before anyone is told, so no view is older than its news
+                self._versions[insee] = next(self._changes)
             listeners = list(self._listeners)
         for listener in listeners:
             try:
@@ -67,15 +72,21 @@ class Board:
             except Exception:
                 log.exception("a board listener failed")
 
+    def version(self, insee: str) -> int:
+        """The number of the commune's latest change: a view made at this number is current
+        but for what time alone changes (an ETA that slips, a link that goes silent)."""
+        return self._versions.get(insee, 0)
+
     # -- views -----------------------------------------------------------------------------
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.fleet.zone).date()
 
-    def stops(self) -> list[StopView]:
-        """Every commune with its next visit (not the later ones: see `stop`)."""
+    def stops(self, insee: Collection[str] | None = None) -> list[StopView]:
+        """Every commune (or these ones) with its next visit (not the later ones: `stop`)."""
         live = _Live(self)
-        return [self._stop_view(s.id, live, upcoming=False) for s in self.fleet.stops]
+        return [self._stop_view(s.id, live, upcoming=False) for s in self.fleet.stops
+                if insee is None or s.insee in insee]
 
     def stop(self, insee: str) -> StopView | None:
         """One commune, its next visit and the others up to the horizon."""

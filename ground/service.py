@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -102,6 +103,10 @@ class GroundService:
             self.state.apply(message, received)
         self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
         self.alerts.evaluate()
+        # What is loaded now (fleet, index, config, the day's state) lives as long as the
+        # service: out of the garbage collector's full passes, which otherwise pause every
+        # thread for longer the bigger the fleet.
+        gc.freeze()
         for part in (self.notifier, self.influx):
             if part is not None:
                 part.start()

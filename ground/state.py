@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from medicobus import contract
 from medicobus.motion import moving
@@ -29,7 +29,11 @@ class VehicleState:
     connection_ts: datetime | None = None  # when that status was received
     last_seen: datetime | None = None  # when the ground last heard from the bus
     position: contract.Position | None = None
-    recent: deque[contract.Position] = field(default_factory=lambda: deque(maxlen=200))
+    # (UTC time, speed) of the recent positions: plain tuples of untracked values, which the
+    # garbage collector leaves alone (a thousand buses' models made its full passes pause
+    # every thread for a third of a second).
+    recent: deque[tuple[datetime, float | None]] = field(
+        default_factory=lambda: deque(maxlen=200))
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
     queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
@@ -37,6 +41,8 @@ class VehicleState:
     readings: dict[tuple[str, str], tuple[datetime, float | None, str | None]] = field(
         default_factory=dict)
     codes: dict[str, tuple[datetime, list[str]]] = field(default_factory=dict)  # by sensor
+    # average_speed's answers until the next position: every page and forecast asks.
+    _speeds: dict[bool, float | None] = field(default_factory=dict, repr=False)
 
     def presence(self, now: datetime, stale_after: timedelta) -> str:
         if self.connection == "offline":
@@ -52,11 +58,15 @@ class VehicleState:
         out the times it stood still (the depot before leaving, a junction)."""
         if self.position is None:
             return None
+        cache = self._speeds  # the one of this position, even if another arrives meanwhile
+        if moving_only in cache:
+            return cache[moving_only]
         since = self.position.ts - RECENT
         # A copy: the pipeline appends while pages read (a deque must not change under a loop).
-        speeds = [p.speed for p in tuple(self.recent) if p.ts >= since and p.speed is not None
-                  and (moving(p.speed) or not moving_only)]  # fmt: skip
-        return sum(speeds) / len(speeds) if speeds else None
+        speeds = [speed for ts, speed in tuple(self.recent) if ts >= since and speed is not None
+                  and (moving(speed) or not moving_only)]  # fmt: skip
+        average = cache[moving_only] = sum(speeds) / len(speeds) if speeds else None
+        return average
 
 
 class LiveState:
@@ -85,7 +95,8 @@ class LiveState:
                 # Will carries the time it was set, at connection, before "online".
                 s.connection, s.connection_ts = message.state, received
             elif isinstance(message, contract.Position):
-                s.recent.append(message)
+                s.recent.append((message.ts.astimezone(UTC), message.speed))
+                s._speeds = {}
                 if s.position is None or message.ts > s.position.ts:
                     s.position = message
             elif isinstance(message, contract.VisitEvent):

@@ -11,19 +11,21 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 
 from ground.fleet import HALF_LABELS_FR
 
 HALF_LABELS_EN = {"am": "morning", "pm": "afternoon", "day": "all day"}
+FR = Locale.parse("fr")  # parsed once: by name, Babel parses the locale on every call
 
 
 def day_label_fr(day: date) -> str:
     """'lundi 23 novembre'; '1er' for the first of the month, as French writes it (CLDR
     has no ordinal day in its patterns, so it is a literal in the pattern)."""
     pattern = "EEEE '1er' MMMM" if day.day == 1 else "EEEE d MMMM"
-    return format_date(day, pattern, locale="fr")
+    return format_date(day, pattern, locale=FR)
 
 
 def half_label(half: str, locale: str = "fr") -> str:
@@ -42,18 +44,18 @@ def hm(moment: datetime | None, zone: tzinfo | None = None) -> str:
     if moment is None:
         return ""
     local = _local(moment, zone)
-    return format_datetime(local, "HH:mm", tzinfo=local.tzinfo, locale="fr")
+    return format_datetime(local, "HH:mm", tzinfo=local.tzinfo, locale=FR)
 
 
 def hms(moment: datetime, zone: tzinfo | None = None) -> str:
     local = _local(moment, zone)
-    return format_datetime(local, "HH:mm:ss", tzinfo=local.tzinfo, locale="fr")
+    return format_datetime(local, "HH:mm:ss", tzinfo=local.tzinfo, locale=FR)
 
 
 def hour(moment: datetime, zone: tzinfo) -> str:
     """'14h', a chart's hour mark."""
     local = _local(moment, zone)
-    return format_datetime(local, "HH'h'", tzinfo=local.tzinfo, locale="fr")
+    return format_datetime(local, "HH'h'", tzinfo=local.tzinfo, locale=FR)
 
 
 def when(moment: datetime | None, zone: tzinfo, now: datetime) -> str:
@@ -63,7 +65,7 @@ def when(moment: datetime | None, zone: tzinfo, now: datetime) -> str:
     local = _local(moment, zone)
     if local.date() == _local(now, zone).date():
         return hm(local)
-    return format_datetime(local, "dd/MM HH:mm", tzinfo=local.tzinfo, locale="fr")
+    return format_datetime(local, "dd/MM HH:mm", tzinfo=local.tzinfo, locale=FR)
 
 
 def number(value: float, digits: int = 1) -> str:
@@ -74,7 +76,7 @@ def number(value: float, digits: int = 1) -> str:
     negative zero into a plain one.
     """
     rounded = Decimal(f"{value:.{digits}f}") + 0
-    return format_decimal(rounded, "0." + "0" * digits if digits else "0", locale="fr")
+    return format_decimal(rounded, "0." + "0" * digits if digits else "0", locale=FR)
 
 
 def age(moment: datetime, now: datetime) -> str:

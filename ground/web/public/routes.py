@@ -3,8 +3,8 @@ JSON API (in /openapi.json) and the iCalendar feed."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
 from ground.views import StopView
@@ -30,9 +29,11 @@ REFRESH_S = 30.0  # an SSE refresh at least this often: ETAs move with time; als
 class Board(Protocol):
     fleet: Fleet
 
-    def stops(self) -> list[StopView]: ...
+    def stops(self, insee: Collection[str] | None = None) -> list[StopView]: ...
 
     def stop(self, insee: str) -> StopView | None: ...
+
+    def version(self, insee: str) -> int: ...
 
     def subscribe(self, listener: sse.Listener) -> Callable[[], None]: ...
 
@@ -43,7 +44,7 @@ def public_templates() -> Jinja2Templates:
     return templates
 
 
-_STOP_LIST = TypeAdapter(list[StopOut])
+FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
 
 def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> APIRouter:
@@ -55,10 +56,24 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
     def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
+    # The list of every commune, joined from each commune's JSON, made again only when the
+    # commune changed (the board's change number) or time alone may have changed it.
+    fragments: dict[str, tuple[int, float, StopOut, bytes]] = {}
+
     def every_commune() -> tuple[list[StopOut], bytes]:
-        at = clock.now()
-        stops = [stop_out(s, zone, at) for s in board.stops()]
-        return stops, _STOP_LIST.dump_json(stops)
+        now = time.monotonic()
+        stale = {s.insee for s in board.fleet.stops
+                 if (hit := fragments.get(s.insee)) is None or hit[0] != board.version(s.insee)
+                 or now - hit[1] > FRAGMENT_TTL_S}  # fmt: skip
+        if stale:
+            versions = {insee: board.version(insee) for insee in stale}  # before the views
+            at = clock.now()
+            for view in board.stops(stale):
+                out = stop_out(view, zone, at)
+                fragments[view.insee] = (versions[view.insee], now, out,
+                                         out.model_dump_json().encode())
+        parts = [fragments[s.insee] for s in board.fleet.stops]
+        return [p[2] for p in parts], b"[" + b",".join(p[3] for p in parts) + b"]"
 
     communes = Snapshot(every_commune)
 
@@ -75,16 +90,14 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         return page(request, "commune.html", s=commune_page(s, zone, clock.now()))
 
     # Many pages of one commune wake up together: they share the JSON of one view, keyed
-    # by the commune's change number (bumped by each connection's listener, in the ingest
-    # thread, before that connection wakes, so a cached view is never older than the
-    # change that woke it) and by the clock's second (the view shows times relative to now).
-    changes = itertools.count(1)
-    versions: dict[str, int] = {}
+    # by the commune's change number (bumped by the board before it wakes anyone, so a
+    # cached view is never older than the change that woke it) and by the clock's second
+    # (the view shows times relative to now).
     cache: dict[str, tuple[tuple[int, datetime], str]] = {}
 
     def page_json(insee: str) -> str | None:
         at = clock.now().replace(microsecond=0)
-        key = (versions.get(insee, 0), at)
+        key = (board.version(insee), at)
         hit = cache.get(insee)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -100,11 +113,8 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         if board.stop(insee) is None:
             return JSONResponse({"detail": "commune inconnue"}, status_code=404)
 
-        def concerns(codes: frozenset[str]) -> bool:  # in the ingest thread
-            if insee not in codes:
-                return False
-            versions[insee] = next(changes)
-            return True
+        def concerns(codes: frozenset[str]) -> bool:  # in the pipeline's thread
+            return insee in codes
 
         async def next_event() -> sse.Event | None:
             data = page_json(insee)
