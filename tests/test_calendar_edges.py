@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import queue
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
@@ -24,6 +25,7 @@ from ground.eta import TravelModel
 from ground.fleet import Fleet, day_plan, load_fleet, public_holiday
 from ground.state import LiveState
 from ground.web.app import create_app
+from ground.web.fleet.charts import svg_chart
 from medicobus import contract
 from tests.brokers import Mosquitto
 from tests.clocks import ManualClock
@@ -327,3 +329,21 @@ def _answers(web: httpx.Client) -> bool:
         return web.get("/healthz").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- the fleet dashboard's 24-hour charts on a 25-hour night --------------------------------
+
+
+def test_chart_hour_marks_follow_local_time_across_the_autumn_change() -> None:
+    end = datetime(2026, 10, 25, 12, 0, tzinfo=PARIS)
+    start = end.astimezone(UTC) - timedelta(hours=24)  # 24 real hours: 13:00 the day before
+    svg = str(svg_chart("c", "Température", "Temperature", "°C", [], start, end, PARIS,
+                        domain=(0.0, 10.0)))
+    marks = [(float(x), label) for x, label in
+             re.findall(r'<text class="axis" x="([\d.]+)" y="\d+" '
+                        r'text-anchor="middle">(\d\dh)</text>', svg)]
+    assert [label for _, label in marks] == ["15h", "18h", "21h", "00h", "03h", "06h", "09h",
+                                             "12h"]
+    x = dict((label, pos) for pos, label in marks)
+    # From midnight to 03:00 the clock shows 3 hours, but 4 go by: the marks say so.
+    assert (x["03h"] - x["00h"]) == pytest.approx((x["06h"] - x["03h"]) * 4 / 3, rel=0.01)
