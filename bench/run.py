@@ -26,7 +26,7 @@ END = "<!-- end of bench results -->"
 INTRO = """\
 # Performance
 
-Three benchmarks (`make bench`, i.e. `.venv/bin/python -m bench.run`, a few minutes on
+Four benchmarks (`make bench`, i.e. `.venv/bin/python -m bench.run`, a few minutes on
 two cores) measure the product against a bare baseline **measured in the same run on the
 same machine**: a bare paho-mqtt 2.x client doing the least possible with the same
 messages on a Mosquitto with the same configuration (the production queueing and flow

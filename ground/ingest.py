@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from medicobus.mqtt import BrokerSettings, describe_refusal, new_client
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500  # messages taken down the pipeline in one go at most
+BATCH_WAIT_S = 0.02  # under a stream, how long a batch may wait to fill (not when quiet)
 RETRY_S = 1.0  # after the store refused a batch
 
 
@@ -52,6 +54,8 @@ class Ingest:
         self.subscribed = threading.Event()  # the broker confirmed: nothing is missed now
         self._pending: list[Received] = []  # received, not yet taken by the worker
         self._arrived = threading.Condition()
+        self._acks: list[Received] = []  # committed, to acknowledge
+        self._acks_lock = threading.Lock()
         self._session = 0
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
@@ -102,20 +106,30 @@ class Ingest:
                             self.clock.now())
         with self._arrived:
             self._pending.append(received)
-            if len(self._pending) == 1:  # the worker waits only on an empty queue
-                self._arrived.notify()
+            if len(self._pending) in (1, BATCH_MAX):  # the worker waits for the first, or
+                self._arrived.notify()  # for a full batch
+        self._send_acks()  # what the worker committed meanwhile, from the network thread
 
     # -- the worker ----------------------------------------------------------------------------
 
     def _work(self) -> None:
+        streaming = False  # messages came while the last batch went down the pipeline
         while not self._stopping.is_set():
             with self._arrived:
                 while not self._pending and not self._stopping.is_set():
                     self._arrived.wait()
+                if streaming:  # let the batch fill a little: fewer commits, each synced
+                    deadline = time.monotonic() + BATCH_WAIT_S
+                    while len(self._pending) < BATCH_MAX and not self._stopping.is_set():
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._arrived.wait(left):
+                            break
                 batch = self._pending[:BATCH_MAX]
                 del self._pending[:BATCH_MAX]
             if batch:
                 self._take(batch)
+            with self._arrived:
+                streaming = bool(self._pending)
 
     def _take(self, batch: list[Received]) -> None:
         arrived = [Arrived(r.topic, r.payload, r.at) for r in batch]
@@ -129,7 +143,22 @@ class Ingest:
                 log.exception("the pipeline failed on %d messages; retrying", len(batch))
             if self._stopping.wait(RETRY_S):
                 return  # not acknowledged: the broker keeps them for next time
-        for r in batch:
+        with self._acks_lock:
+            self._acks.extend(batch)
+        with self._arrived:
+            busy = bool(self._pending)
+        # Under load, more messages are coming: the network thread sends these acks with its
+        # next one (each ack is a write to a socket; from this thread, every one of them
+        # hands the interpreter lock to the network thread and waits to get it back). In a
+        # quiet moment, or when the broker waits for acks before it sends more, nothing
+        # else is coming and this thread sends them.
+        if not busy:
+            self._send_acks()
+
+    def _send_acks(self) -> None:
+        with self._acks_lock:
+            done, self._acks = self._acks, []
+        for r in done:
             # A message from an earlier connection is redelivered by the broker on this
             # one; acknowledging its old id here could ack something else.
             if r.qos > 0 and r.session == self._session:

@@ -138,10 +138,15 @@ class Store:
     def _record(self, messages: list[tuple[Message, datetime]],
                 dead: Sequence[DeadLetter]) -> None:
         by_table: dict[str, list[list[Any]]] = {}
+        received_iso: dict[int, str] = {}  # the items of one batch share their receipt time
         for message, received in messages:
             table = _TABLES[message.kind]
+            when = received_iso.get(id(received))
+            if when is None:
+                when = received_iso[id(received)] = _utc(received)
+            fields = message.__dict__  # pydantic keeps a model's fields there: no getattr
             by_table.setdefault(table, []).append(
-                [_column(message, c, received) for c in self._columns[table]]
+                [when if c == "received" else _value(fields[c]) for c in self._columns[table]]
             )
         with self.db.atomic():
             # Plain executemany: the hot path of ingest, three times cheaper than insert_all.
@@ -236,11 +241,19 @@ class Store:
         self.db.close()
 
 
-def _column(message: Message, column: str, received: datetime) -> Any:
-    value = received if column == "received" else getattr(message, column)
-    if isinstance(value, datetime):  # UTC, so that stored times compare as strings
-        return value.astimezone(UTC).isoformat()
-    return json.dumps(value) if isinstance(value, dict | list) else value
+def _value(value: Any) -> Any:
+    """A field as stored: times in UTC (so that they compare as strings), JSON for the rest
+    that SQLite has no type for. The hot path of ingest: plain type checks."""
+    kind = type(value)
+    if kind is datetime:
+        return _utc(value)
+    if kind is dict or kind is list:
+        return json.dumps(value)
+    return value
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 def _samples(r: contract.Reading) -> Iterator[tuple[Any, ...]]:
