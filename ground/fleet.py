@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from medicobus import contract
+from medicobus.clock import DEFAULT_ZONE
 from medicobus.settings import load_toml
 
 DAYS = {
@@ -117,7 +118,7 @@ class Cancellation(_Strict):
 
 
 class Fleet(_Strict):
-    timezone: str = "Europe/Paris"
+    timezone: str = DEFAULT_ZONE
     # French public holidays (the `holidays` package) cancel the visits of the day, unless
     # an entry says `on_public_holidays = true`; a subdivision adds its own, e.g. "57"
     # (Moselle) or "6AE" (Alsace): Good Friday and 26 December.

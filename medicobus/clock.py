@@ -30,6 +30,9 @@ class SystemClock:
         time.sleep(max(0.0, seconds))
 
 
+# The zone a fleet's timetable and a kiosk's times are in unless configured otherwise.
+DEFAULT_ZONE = "Europe/Paris"
+
 ENV = "MEDICOBUS_DEMO_CLOCK"
 
 

@@ -27,6 +27,9 @@ from ground.state import LiveState
 from ground.web.app import create_app
 from ground.web.fleet.charts import svg_chart
 from medicobus import contract
+from onboard.config import KioskSettings
+from onboard.kiosk.queue import PatientQueue
+from onboard.kiosk.session import clock_time
 from tests.brokers import Mosquitto
 from tests.clocks import ManualClock
 from tests.harness import clock_at, ground, wait_until
@@ -347,3 +350,24 @@ def test_chart_hour_marks_follow_local_time_across_the_autumn_change() -> None:
     x = dict((label, pos) for pos, label in marks)
     # From midnight to 03:00 the clock shows 3 hours, but 4 go by: the marks say so.
     assert (x["03h"] - x["00h"]) == pytest.approx((x["06h"] - x["03h"]) * 4 / 3, rel=0.01)
+
+
+# --- the kiosk in the fleet's zone: a Polynesian afternoon is already tomorrow in UTC -------
+
+
+def test_the_kiosk_counts_and_shows_the_day_in_its_zone(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=TAHITI))
+    queue = PatientQueue(tmp_path / "kiosk.db", None, "perche-1", clock,
+                         zone="Pacific/Tahiti")  # fmt: skip
+    queue.open("2026-11-23/noce/pm")
+    ticket = queue.check_in_walk_in("A.", 1950, "consultation")
+    queue.call_next()
+    clock.advance(20 * 60)
+    queue.mark_seen(ticket.number)  # 20 min at 10:20, Tahiti's Monday
+    clock.set(datetime(2026, 11, 23, 14, 30, tzinfo=TAHITI))  # 00:30 UTC on Tuesday
+    assert queue.consult_min() == 20.0  # still Monday's consultations, in Tahiti
+    assert clock_time(datetime(2026, 11, 24, 0, 30, tzinfo=UTC), queue.zone) in (
+        "14:30", "14 h 30")
+    queue.close()
+    with pytest.raises(ValueError, match="unknown time zone"):
+        KioskSettings(timezone="Europe/Nowhere")

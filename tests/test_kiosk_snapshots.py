@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from textual.pilot import Pilot
@@ -84,7 +85,8 @@ SCREENS: dict[str, tuple[Callable[[KioskApp], None] | None, bool]] = {
     "last_name": (_push(lambda app: LastNameScreen()), True),
     "birth_date": (_push(lambda app: BirthDateScreen(app.today(), _unanswered)), True),
     "code": (_push(lambda app: CodeScreen(_unanswered)), True),
-    "confirm": (_push(lambda app: ConfirmScreen(appointments().items[1], "L.", _unanswered)),
+    "confirm": (_push(lambda app: ConfirmScreen(appointments().items[1], "L.", _unanswered,
+                                                      ZoneInfo("Europe/Paris"))),
                 True),
     "ticket": (_push(_ticket), True),
     "privacy": (_push(lambda app: PrivacyScreen(app.settings.retention_hours)), True),

@@ -54,7 +54,7 @@ from onboard.kiosk.screens.walk_in import (
     ReasonScreen,
 )
 from onboard.kiosk.screens.welcome import ChoiceScreen, Reception, WelcomeScreen
-from onboard.kiosk.session import LOCAL_TZ, Session, StaffLock, wait_minutes
+from onboard.kiosk.session import Session, StaffLock, wait_minutes
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class KioskApp(App[None], inherit_bindings=False):
                          last_called=self.last_called)
 
     def today(self) -> date:
-        return self.clock.now().astimezone(LOCAL_TZ).date()
+        return self.clock.now().astimezone(self.settings.zone).date()
 
     # --- the patient's path ---
 
@@ -252,7 +252,8 @@ class KioskApp(App[None], inherit_bindings=False):
     async def _confirm(self, found: contract.BookedAppointment, shown: str) -> Ticket | None:
         self.session.appointment = found
         return await self.push_screen_wait(ConfirmScreen(
-            found, shown, lambda: self.queue.check_in_appointment(found, shown)))
+            found, shown, lambda: self.queue.check_in_appointment(found, shown),
+            self.settings.zone))
 
     # walk-in: privacy notice, first name, birth year, reason
 
@@ -374,7 +375,7 @@ def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> Kio
     outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows)
     queue = PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
                          default_consult_min=kiosk.default_consult_min,
-                         retention=timedelta(hours=kiosk.retention_hours))
+                         retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)
 
     def load_book() -> AppointmentBook:
         return AppointmentBook(plans.load_appointments(), key)

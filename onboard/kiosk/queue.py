@@ -29,7 +29,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from medicobus import contract
-from medicobus.clock import Clock
+from medicobus.clock import DEFAULT_ZONE, Clock
 from medicobus.storage import Database, Migrations, open_database, run_script
 from onboard.kiosk.matching import InputError
 from onboard.outbox import Outbox
@@ -45,7 +45,6 @@ WINDOW_SLACK = timedelta(minutes=30)  # around a planned visit, the kiosk is at 
 # Observed consultations are clamped to this range: a ticket staff forgot to mark seen for
 # two hours, or marked by a mis-tap a second after calling, says nothing about the pace.
 MIN_OBSERVED_MIN, MAX_OBSERVED_MIN = 1.0, 90.0
-_SERVICE_TZ = ZoneInfo("Europe/Paris")  # "the day's consultations" is a French day
 
 migrations = Migrations("kiosk_queue")
 
@@ -211,7 +210,8 @@ class PatientQueue:
 
     def __init__(self, path: Path, outbox: Outbox | None, vehicle: str, clock: Clock, *,
                  default_consult_min: float = 15.0,
-                 retention: timedelta = timedelta(hours=24)) -> None:
+                 retention: timedelta = timedelta(hours=24),
+                 zone: str = DEFAULT_ZONE) -> None:
         # synchronous=FULL: a check-in the patient saw is on disk.
         self.db = open_database(path, migrations, synchronous="FULL")
         # Deleted rows are overwritten, not just unlinked: purged data must not linger in
@@ -222,6 +222,7 @@ class PatientQueue:
         self.clock = clock
         self.default_consult_min = default_consult_min
         self.retention = retention
+        self.zone = ZoneInfo(zone)  # "the day's consultations" are the local day's
         self.visit: str | None = None
         self._lock = threading.RLock()  # the UI may call from workers and timers
 
@@ -341,7 +342,7 @@ class PatientQueue:
         """The mean of today's observed consultations (called → seen), in minutes, at any
         stop of the day; the configured default until one is observed."""
         with self._lock:
-            now = self.clock.now().astimezone(_SERVICE_TZ)
+            now = self.clock.now().astimezone(self.zone)
             midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
             rows = self.db.execute(
                 """SELECT called_at, done_at FROM tickets WHERE status = 'seen'

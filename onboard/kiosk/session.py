@@ -17,7 +17,6 @@ from medicobus.clock import Clock
 from onboard.kiosk.i18n import N_, _
 
 # The médicobus tours French communes: appointment times are shown in French local time.
-LOCAL_TZ = ZoneInfo("Europe/Paris")
 
 
 @dataclass
@@ -97,9 +96,9 @@ def error_text(code: str, overrides: dict[str, str] | None = None) -> str:
     return _(message)
 
 
-def clock_time(moment: datetime) -> str:
+def clock_time(moment: datetime, zone: ZoneInfo) -> str:
     """14 h 05 in French, 14:05 in English: the words come from the catalog."""
-    local = moment.astimezone(LOCAL_TZ)
+    local = moment.astimezone(zone)
     return _("{hour}:{minute:02d}").format(hour=local.hour, minute=local.minute)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from textual import on
 from textual.app import ComposeResult
@@ -90,9 +91,10 @@ class ConfirmScreen(Screen[Ticket | None]):
     "Yes" checks in (`check_in()`) and dismisses the ticket."""
 
     def __init__(self, appointment: contract.BookedAppointment, shown_initials: str,
-                 check_in: Callable[[], Ticket]) -> None:
+                 check_in: Callable[[], Ticket], zone: ZoneInfo) -> None:
         super().__init__()
         self.appointment = appointment
+        self.zone = zone  # the time is shown as the patient's watch says it
         self.shown_initials = shown_initials
         self.check_in = check_in
 
@@ -102,7 +104,8 @@ class ConfirmScreen(Screen[Ticket | None]):
             if self.shown_initials:
                 yield Say(_("Initials: {initials}").format(initials=self.shown_initials),
                           classes="big-fact", id="initials")
-            yield Say(_("Appointment at {time}").format(time=clock_time(self.appointment.time)),
+            yield Say(_("Appointment at {time}").format(
+                time=clock_time(self.appointment.time, self.zone)),
                       classes="big-fact", id="time")
             yield Problem(id="problem")
             with Horizontal(classes="nav"):

@@ -102,8 +102,8 @@ class StaffScreen(Screen[None]):
         table.clear()
         tickets = queue.tickets() if queue.visit is not None else []
         for ticket in tickets:
-            when = (clock_time(ticket.appointment_time) if ticket.appointment_time
-                    else _("no appointment"))
+            when = (clock_time(ticket.appointment_time, queue.zone)
+                    if ticket.appointment_time else _("no appointment"))
             table.add_row(str(ticket.number), ticket.initials or "—", when,
                           _(STATUSES.get(ticket.status, ticket.status)), key=str(ticket.number))
         if keep is not None and any(t.number == keep for t in tickets):
