@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
 from pydantic import (
@@ -28,7 +28,7 @@ from pydantic import (
 
 from medicobus import contract
 from medicobus.clock import DEFAULT_ZONE
-from medicobus.settings import load_toml
+from medicobus.settings import ZoneName, load_toml
 
 DAYS = {
     "lundi": 0, "monday": 0, "mardi": 1, "tuesday": 1, "mercredi": 2, "wednesday": 2,
@@ -118,7 +118,7 @@ class Cancellation(_Strict):
 
 
 class Fleet(_Strict):
-    timezone: str = DEFAULT_ZONE
+    timezone: ZoneName = DEFAULT_ZONE
     # French public holidays (the `holidays` package) cancel the visits of the day, unless
     # an entry says `on_public_holidays = true`; a subdivision adds its own, e.g. "57"
     # (Moselle) or "6AE" (Alsace): Good Friday and 26 December.
@@ -128,15 +128,6 @@ class Fleet(_Strict):
     stops: list[Stop]
     timetable: list[TimetableEntry]
     cancellations: list[Cancellation] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @field_validator("holidays_subdivision")
     @classmethod

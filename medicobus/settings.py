@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Annotated, Self, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, model_validator
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name)]  # an IANA time zone: "Europe/Paris"
 
 
 class ConfigError(Exception):

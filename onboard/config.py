@@ -7,7 +7,7 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,7 +15,7 @@ from medicobus import contract
 from medicobus.clock import DEFAULT_ZONE
 from medicobus.motion import MOVING_SPEED_KMH
 from medicobus.mqtt import BrokerSettings
-from medicobus.settings import load_toml
+from medicobus.settings import ZoneName, load_toml
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -68,16 +68,7 @@ class KioskSettings(_Section):
     idle_reset_s: Positive = 90.0  # then everything is cleared for the next patient
     retention_hours: Positive = 24.0  # check-in data on the bus is purged after this
     default_consult_min: Positive = 15.0  # until the day has observed consultations
-    timezone: str = DEFAULT_ZONE  # the fleet's: times on screen, "today"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+    timezone: ZoneName = DEFAULT_ZONE  # the fleet's: times on screen, "today"
 
     @property
     def zone(self) -> ZoneInfo:
