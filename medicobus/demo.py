@@ -225,7 +225,10 @@ def _port_free(port: int) -> bool:
 
 def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Broker,
                    source: GpsSource, workdir: Path, manager: tuple[str, str]) -> None:
-    base = f"http://127.0.0.1:{port}"
+    def link(path: str, what: str) -> str:
+        return f"  http://127.0.0.1:{port}{path:<18} {what}"
+
+    zone = fleet.zone
     lines = [
         "",
         "Médicobus demo is running.",
@@ -234,13 +237,13 @@ def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Bro
         f"GPS: {type(source).__name__}; data in {workdir}",
         "",
         "Open in a browser (the communes of the day, in the order the bus visits them):",
-        f"  {base}/                       all communes",
+        link("/", "all communes"),
+        *(link(f"/communes/{v.insee}", f"{v.commune}, {v.arrive.astimezone(zone):%H:%M}–"
+                                        f"{v.depart.astimezone(zone):%H:%M}")
+          for v in day_plan(fleet, fleet.vehicles[0].id, day).visits),
+        link("/api/v1/stops", f"JSON API (http://127.0.0.1:{port}/docs for all of it)"),
+        link("/fleet/", f"fleet dashboard: log in as {manager[0]}, password {manager[1]}"),
+        "",
+        "Ctrl-C stops everything.",
     ]
-    zone = fleet.zone
-    for v in day_plan(fleet, fleet.vehicles[0].id, day).visits:
-        lines.append(f"  {base}/communes/{v.insee}       {v.commune}, "
-                     f"{v.arrive.astimezone(zone):%H:%M}–{v.depart.astimezone(zone):%H:%M}")
-    lines += [f"  {base}/api/v1/stops           JSON API  ({base}/docs for all of it)",
-              f"  {base}/fleet/                 fleet dashboard: log in as {manager[0]}, "
-              f"password {manager[1]}", "", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
