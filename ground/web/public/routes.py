@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
 from ground.views import StopView
@@ -44,6 +45,7 @@ def public_templates() -> Jinja2Templates:
     return templates
 
 
+_STOP_LIST = TypeAdapter(list[StopOut])
 FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
 
@@ -57,10 +59,12 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
     # The list of every commune, joined from each commune's JSON, made again only when the
-    # commune changed (the board's change number) or time alone may have changed it.
-    fragments: dict[str, tuple[int, float, StopOut, bytes]] = {}
+    # commune changed (the board's change number) or time alone may have changed it. Kept
+    # as bytes: plain values the garbage collector does not track (thousands of models
+    # replaced every second made its full passes pause every thread).
+    fragments: dict[str, tuple[int, float, bytes]] = {}
 
-    def every_commune() -> tuple[list[StopOut], bytes]:
+    def every_commune() -> bytes:
         now = time.monotonic()
         stale = {s.insee for s in board.fleet.stops
                  if (hit := fragments.get(s.insee)) is None or hit[0] != board.version(s.insee)
@@ -69,17 +73,15 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
             versions = {insee: board.version(insee) for insee in stale}  # before the views
             at = clock.now()
             for view in board.stops(stale):
-                out = stop_out(view, zone, at)
-                fragments[view.insee] = (versions[view.insee], now, out,
-                                         out.model_dump_json().encode())
-        parts = [fragments[s.insee] for s in board.fleet.stops]
-        return [p[2] for p in parts], b"[" + b",".join(p[3] for p in parts) + b"]"
+                fragments[view.insee] = (versions[view.insee], now,
+                                         stop_out(view, zone, at).model_dump_json().encode())
+        return b"[" + b",".join(fragments[s.insee][2] for s in board.fleet.stops) + b"]"
 
     communes = Snapshot(every_commune)
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
-        stops = sorted(communes.get()[0], key=lambda s: s.commune)
+        stops = sorted(_STOP_LIST.validate_json(communes.get()), key=lambda s: s.commune)
         return page(request, "index.html", stops=stops)
 
     @router.get("/communes/{insee}", response_class=HTMLResponse, include_in_schema=False)
@@ -127,7 +129,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
                 description="Made again at most every second (`generated_at` says when); "
                 "a commune's own resource is always current.")  # fmt: skip
     def api_stops() -> Response:
-        return Response(communes.get()[1], media_type="application/json")
+        return Response(communes.get(), media_type="application/json")
 
     @router.get("/api/v1/stops/{insee}", response_model=StopDetailOut, tags=["stops"],
                 responses={404: {"model": ErrorOut}},
