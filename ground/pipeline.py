@@ -79,14 +79,14 @@ class Pipeline:
     def run(self, batch: Sequence[Arrived]) -> Outcome:
         """Take one batch down the pipeline; raises StoreUnavailable to have it retried."""
         items, dead = self.decode(batch)
-        fresh = self.dedupe(items)
-        fresh = self.keep(fresh, dead)
+        unseen = self.dedupe(items)
+        fresh = self.keep(unseen, dead)
         changed = self.apply(items, fresh)
         self.export(fresh)
         changed |= self.judge(changed)
         self.show(changed)
         outcome = Outcome(stored=len(fresh), dead_letters=len(dead),
-                          duplicates=len(items) - len(fresh), changed=changed)
+                          duplicates=len(items) - len(unseen), changed=changed)
         for key, value in (("received", len(batch)), ("stored", outcome.stored),
                            ("duplicates", outcome.duplicates),
                            ("dead_letters", outcome.dead_letters)):  # fmt: skip

@@ -109,6 +109,12 @@ class Store:
         self.db = open_database(path, migrations, synchronous="FULL")
         self._lock = threading.RLock()
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}
+        self._inserts = {
+            table: f"INSERT OR IGNORE INTO {table} ({', '.join(f'[{c}]' for c in columns)}) "
+                   f"SELECT {', '.join(f'value ->> {i}' for i in range(len(columns)))} "
+                   "FROM json_each(?)"
+            for table, columns in self._columns.items()
+        }  # fmt: skip
 
     @_locked
     def known(self, messages: list[Message]) -> set[str]:
@@ -149,14 +155,11 @@ class Store:
                 [when if c == "received" else _value(fields[c]) for c in self._columns[table]]
             )
         with self.db.atomic():
-            # Plain executemany: the hot path of ingest, three times cheaper than insert_all.
+            # One statement per table, the rows as one JSON array: the hot path of ingest.
+            # SQLite then takes the batch in one step, where executemany would hand the
+            # interpreter lock to paho's network thread and wait for it back at every row.
             for table, rows in by_table.items():
-                columns = self._columns[table]
-                self.db.conn.executemany(
-                    f"INSERT OR IGNORE INTO {table} ({', '.join(f'[{c}]' for c in columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})",
-                    rows,
-                )
+                self.db.conn.execute(self._inserts[table], [json.dumps(rows)])
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [row for m, _ in messages if isinstance(m, contract.Reading)

@@ -75,7 +75,7 @@ def test_a_message_the_store_cannot_write_is_set_aside_alone(tmp_path: Path) -> 
     outcome = pipeline.run([arrived(position(0).to_json()), arrived(poison(5)),
                             arrived(batch, contract.topic(VEHICLE, contract.Channel.BATCH)),
                             arrived(position(6).to_json())])  # fmt: skip
-    assert outcome.stored == 4 and outcome.dead_letters == 2
+    assert outcome.stored == 4 and outcome.dead_letters == 2 and outcome.duplicates == 0
     store = pipeline.store
     assert sorted(r[0] for r in store.db.execute("SELECT id FROM positions")) == [
         position(i).id for i in (0, 1, 3, 6)]
