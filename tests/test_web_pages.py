@@ -304,6 +304,15 @@ def test_api_stops(client: TestClient, scene: Scene) -> None:
         assert ISO_WITH_OFFSET.match(value), (key, value)
 
 
+def test_api_stops_is_gzipped_for_clients_that_take_it(client: TestClient) -> None:
+    zipped = client.get("/api/v1/stops", headers={"Accept-Encoding": "gzip"})
+    plain = client.get("/api/v1/stops", headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json() and len(plain.json()) == 5  # httpx un-gzips
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
+
+
 def test_api_stop_has_upcoming_visits(client: TestClient) -> None:
     r = client.get(f"/api/v1/stops/{NOCE}")
     assert r.status_code == 200
