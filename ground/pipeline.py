@@ -101,7 +101,9 @@ class Pipeline:
         dead: list[_Dead] = []
         for arrived in batch:
             try:
-                items.extend((m, arrived) for m in self._decode(arrived))
+                good, refused = self._decode(arrived)
+                items.extend((m, arrived) for m in good)
+                dead.extend(_Dead(arrived, r.payload, r.error) for r in refused)
             except contract.ContractError as exc:
                 dead.append(_Dead(arrived, arrived.payload, str(exc)))
             except Exception as exc:  # never let one message stop the ingest
@@ -183,24 +185,29 @@ class Pipeline:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _decode(self, arrived: Arrived) -> list[Message]:
+    def _decode(self, arrived: Arrived) -> tuple[list[Message], list[contract.RefusedItem]]:
+        """The valid items a message carries, and each item of a batch the contract (or
+        the topic it came on) refuses: one bad item does not refuse the others. What is
+        wrong with the message as a whole raises ContractError."""
         vehicle, channel = contract.parse_topic(arrived.topic)
         if channel in contract.DOWNLINK_CHANNELS:
-            return []  # our own retained messages, echoed back by the wildcard subscription
+            return [], []  # our own retained messages, echoed back by the wildcard subscription
         if vehicle not in self.vehicles:
             raise contract.ContractError(f"unknown vehicle {vehicle!r}")
-        message = contract.parse_uplink(arrived.payload)
-        if message.kind != channel.value:
-            raise contract.ContractError(f"a {message.kind} message on the {channel} topic")
-        items: list[Message] = (
-            list(message.items) if isinstance(message, contract.Batch) else [message]
-        )
-        for item in items:
-            if item.vehicle != vehicle:
-                raise contract.ContractError(
-                    f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
-                )
-        return items
+        uplinked = contract.parse_uplink_items(arrived.payload)
+        if uplinked.kind != channel.value:
+            raise contract.ContractError(f"a {uplinked.kind} message on the {channel} topic")
+        good: list[Message] = []
+        refused = list(uplinked.refused)
+        for item in uplinked.items:
+            if item.vehicle == vehicle:
+                good.append(item)
+                continue
+            error = f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
+            if uplinked.kind != "batch":
+                raise contract.ContractError(error)
+            refused.append(contract.RefusedItem(item.to_json(), f"item {item.id}: {error}"))
+        return good, refused
 
     def _set_aside(self, dead: list[_Dead]) -> None:
         try:

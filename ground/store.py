@@ -20,7 +20,6 @@ from medicobus.storage import Database, Migrations, open_database, run_script
 
 Message = (contract.Position | contract.VisitEvent | contract.Status | contract.TicketEvent
            | contract.QueueState | contract.Reading)  # fmt: skip
-MAX_DEAD_PAYLOAD = 64 * 1024
 T = TypeVar("T")
 
 
@@ -169,8 +168,10 @@ class Store:
                 self.db.conn.executemany(
                     "INSERT INTO dead_letters (received, topic, error, size, payload) "
                     "VALUES (?, ?, ?, ?, ?)",
+                    # The payload whole, to look at or replay: the broker's maximum packet
+                    # size (1 MB in config/mosquitto) bounds it.
                     [(d.received.isoformat(), d.topic[:512], d.error[:1000], len(d.payload),
-                      d.payload[:MAX_DEAD_PAYLOAD]) for d in dead],
+                      d.payload) for d in dead],
                 )  # fmt: skip
 
     @_locked

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -185,6 +187,22 @@ class Batch(_Message):
 Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch,
                    Field(discriminator="kind")]
 _uplink = TypeAdapter(Uplink)
+_item = TypeAdapter(Item)
+
+
+class _BatchEnvelope(_Message):
+    """A batch whose items are not judged yet: each is judged on its own."""
+
+    kind: Literal["batch"] = "batch"
+    items: Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+@dataclass(frozen=True)
+class RefusedItem:
+    """One item of a batch that is refused: as it came (JSON), and why."""
+
+    payload: bytes
+    error: str
 
 
 class PlannedVisit(BaseModel):
@@ -261,6 +279,40 @@ def parse_uplink(
         return _uplink.validate_json(payload)
     except ValidationError as exc:
         raise ContractError(_describe(exc)) from None
+
+
+@dataclass(frozen=True)
+class Uplinked:
+    """An uplink payload judged item by item: its kind, what it carries that is valid, and
+    each item of a batch that is not."""
+
+    kind: str
+    items: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status]
+    refused: list[RefusedItem]
+
+
+def parse_uplink_items(payload: bytes | str) -> Uplinked:
+    """Validate an uplink payload item by item, so that one bad item of a batch does not
+    refuse the others. A payload that is not a message at all raises ContractError."""
+    try:
+        message = _uplink.validate_json(payload)
+    except ValidationError as exc:
+        try:
+            envelope = _BatchEnvelope.model_validate_json(payload)
+        except ValidationError:
+            raise ContractError(_describe(exc)) from None
+        valid: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status] = []
+        refused: list[RefusedItem] = []
+        for index, raw in enumerate(envelope.items):
+            try:
+                valid.append(_item.validate_python(raw))
+            except ValidationError as item_exc:
+                refused.append(RefusedItem(json.dumps(raw).encode(),
+                                           f"items.{index}: {_describe(item_exc)}"))
+        return Uplinked("batch", valid, refused)
+    if isinstance(message, Batch):
+        return Uplinked("batch", list(message.items), [])
+    return Uplinked(message.kind, [message], [])
 
 
 def parse_plan(payload: bytes | str) -> Plan:

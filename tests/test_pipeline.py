@@ -177,3 +177,27 @@ def test_a_locked_database_keeps_the_batch_until_it_can_write(
     finally:
         pub.loop_stop()
         g.stop()
+
+
+def test_a_batch_is_judged_item_by_item_and_letters_are_kept_whole(tmp_path: Path) -> None:
+    pipeline = Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
+    items = [position(i).model_dump(mode="json") for i in range(500)]
+    items[250]["acc"] = "about ten metres"  # one item the contract refuses
+    items[251]["vehicle"] = "another-bus"  # one that says it is another bus
+    batch = json.dumps({**position(999).model_dump(mode="json"), "kind": "batch",
+                        "id": "batch0002", "items": items}).encode()
+    outcome = pipeline.run([arrived(batch, contract.topic(VEHICLE, contract.Channel.BATCH))])
+    assert outcome.stored == 498 and outcome.dead_letters == 2
+    letters = list(pipeline.store.db.query(
+        "SELECT error, payload, size FROM dead_letters ORDER BY seq"))
+    assert letters[0]["error"].startswith("items.250: position.acc: Input should be a valid number")
+    assert json.loads(letters[0]["payload"]) == items[250]  # the item, whole
+    assert "another-bus" in letters[1]["error"]
+    assert json.loads(letters[1]["payload"])["id"] == position(251).id
+    # A refused message of 88 kB is kept whole, not cut at 64 kB.
+    big = json.dumps({**position(1000).model_dump(mode="json"), "lat": 123.0,
+                      "note": "x" * 88_000}).encode()
+    pipeline.run([arrived(big)])
+    (last,) = pipeline.store.db.query("SELECT payload, size FROM dead_letters "
+                                      "ORDER BY seq DESC LIMIT 1")
+    assert last["payload"] == big and last["size"] == len(big) > 88_000
