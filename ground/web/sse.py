@@ -1,6 +1,6 @@
 """One Server-Sent Events stream, for the commune pages and the fleet dashboard alike.
 
-The board calls its listeners from the ingest thread; each stream registers a listener
+The board calls its listeners from the pipeline's thread; each stream registers a listener
 that hops onto the event loop with `loop.call_soon_threadsafe` and wakes the stream's
 queue. A burst of changes coalesces into one event, which then carries the fresh view;
 without changes the stream still sends every `refresh_s` (times on the page move, and it
@@ -50,7 +50,7 @@ async def stream(board: Notifier, next_event: Callable[[], Awaitable[Event | Non
         if wake.empty():  # coalesce: one pending wake-up is enough
             wake.put_nowait(None)
 
-    def listener(codes: frozenset[str]) -> None:  # called from the ingest thread
+    def listener(codes: frozenset[str]) -> None:  # called from the pipeline's thread
         if concerns(codes):
             with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
                 loop.call_soon_threadsafe(_set)
