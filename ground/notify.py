@@ -1,6 +1,6 @@
 """Telling people about alerts: webhooks (JSON over HTTP) and e-mail (SMTP).
 
-The alert engine runs on the ingest thread, so nothing here may block it or raise into it:
+The alert engine runs on the pipeline's thread, so nothing here may block it or raise into it:
 `notify` only puts the message on each channel's queue; one worker thread per channel
 sends, retrying with backoff (a receiver down for a minute still gets the message), and
 failures are logged and counted. A slow mail server never delays a webhook.

@@ -52,7 +52,7 @@ class AlertEngine:
         self.clock = clock
         self.notifier = notifier
         self.stale_after = stale_after
-        self._lock = threading.Lock()  # the ingest thread and the 30 s timer both evaluate
+        self._lock = threading.Lock()  # the pipeline and the 5 s timer both evaluate
         # (vehicle, rule) -> the oldest timestamp of its samples stored since it was last
         # judged: where its replay must start from to see a backlog.
         self._dirty: dict[tuple[str, str], datetime] = {}
