@@ -82,11 +82,12 @@ class Board:
     def today(self) -> date:
         return self.clock.now().astimezone(self.fleet.zone).date()
 
-    def stops(self, insee: Collection[str] | None = None) -> list[StopView]:
-        """Every commune (or these ones) with its next visit (not the later ones: `stop`)."""
+    def stops(self, only: Collection[str] | None = None) -> list[StopView]:
+        """Every stop (or those of these ids) with its next visit (not the later ones:
+        `stop`)."""
         live = _Live(self)
         return [self._stop_view(s.id, live, upcoming=False) for s in self.fleet.stops
-                if insee is None or s.insee in insee]
+                if only is None or s.id in only]
 
     def stop(self, insee: str) -> StopView | None:
         """One commune, its next visit and the others up to the horizon."""

@@ -304,6 +304,17 @@ def test_api_stops(client: TestClient, scene: Scene) -> None:
         assert ISO_WITH_OFFSET.match(value), (key, value)
 
 
+def test_api_stops_lists_two_stops_of_one_commune_apart() -> None:
+    fleet = load_fleet("medicobus/defaults/fleet.toml")
+    market = fleet.stop("noce").model_copy(update={"id": "noce-marche",
+                                                   "place": "Place du marché"})
+    scene = Scene(fleet.model_copy(update={"stops": [*fleet.stops, market]}))
+    with TestClient(create_app(scene.board)) as client:
+        stops = client.get("/api/v1/stops").json()
+    places = [s["place"] for s in stops if s["insee"] == NOCE]
+    assert places == ["Place de l'église", "Place du marché"]
+
+
 def test_api_stops_is_gzipped_for_clients_that_take_it(client: TestClient) -> None:
     zipped = client.get("/api/v1/stops", headers={"Accept-Encoding": "gzip"})
     plain = client.get("/api/v1/stops", headers={"Accept-Encoding": "identity"})

@@ -31,7 +31,7 @@ REFRESH_S = 30.0  # an SSE refresh at least this often: ETAs move with time; als
 class Board(Protocol):
     fleet: Fleet
 
-    def stops(self, insee: Collection[str] | None = None) -> list[StopView]: ...
+    def stops(self, only: Collection[str] | None = None) -> list[StopView]: ...
 
     def stop(self, insee: str) -> StopView | None: ...
 
@@ -73,16 +73,17 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
 
     def every_commune_json() -> bytes:
         now = time.monotonic()
-        stale = {s.insee for s in board.fleet.stops
-                 if (hit := fragments.get(s.insee)) is None or hit[0] != board.version(s.insee)
+        # By stop id: a commune may have two stops (two parking places), one INSEE code.
+        stale = {s.id: s.insee for s in board.fleet.stops
+                 if (hit := fragments.get(s.id)) is None or hit[0] != board.version(s.insee)
                  or now - hit[1] > FRAGMENT_TTL_S}  # fmt: skip
         if stale:
-            versions = {insee: board.version(insee) for insee in stale}  # before the views
+            versions = {stop: board.version(insee) for stop, insee in stale.items()}  # first
             at = clock.now()
             for view in board.stops(stale):
-                fragments[view.insee] = (versions[view.insee], now,
+                fragments[view.stop] = (versions[view.stop], now,
                                          stop_out(view, zone, at).model_dump_json().encode())
-        return b"[" + b",".join(fragments[s.insee][2] for s in board.fleet.stops) + b"]"
+        return b"[" + b",".join(fragments[s.id][2] for s in board.fleet.stops) + b"]"
 
     communes = Snapshot(every_commune)
 
