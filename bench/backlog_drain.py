@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.common import (
+    BACKLOG_START,
     POSITION_TOPIC,
     VEHICLE,
     GroundJob,
@@ -48,7 +49,7 @@ PREFIX = "bkl"
 
 def fill(path: Path, n: int) -> float:
     """Put `n` positions in a fresh outbox; seconds taken."""
-    messages = [position(i, PREFIX) for i in range(n)]
+    messages = [position(i, PREFIX, BACKLOG_START) for i in range(n)]
     outbox = Outbox(path)
     t0 = time.monotonic()
     for m in messages:

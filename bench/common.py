@@ -87,10 +87,17 @@ def broker(workdir: Path) -> Iterator[BenchBroker]:
 # --- messages ------------------------------------------------------------------------------
 
 
-def position(i: int, prefix: str = "pos") -> contract.Position:
-    """The i-th position of a synthetic drive towards Nocé, with a recognisable id."""
+# Where the synthetic drives of a backlog start: two days before the ground's clock, so
+# that 100,000 positions a second apart are all in its past, as a drained backlog is (the
+# ground sets aside what is dated ahead of it).
+BACKLOG_START = MONDAY_8AM - timedelta(days=2)
+
+
+def position(i: int, prefix: str = "pos", start: datetime = MONDAY_8AM) -> contract.Position:
+    """The i-th position of a synthetic drive towards Nocé, a second apart from `start`,
+    with a recognisable id."""
     return contract.Position(
-        id=f"{prefix}{i:08d}", vehicle=VEHICLE, ts=MONDAY_8AM + timedelta(seconds=i),
+        id=f"{prefix}{i:08d}", vehicle=VEHICLE, ts=start + timedelta(seconds=i),
         lat=48.45 - (i % 5000) * 1e-5, lon=0.55 + (i % 5000) * 1e-5,
         speed=12.0, heading=135.0, acc=5.0,
     )  # fmt: skip
@@ -101,12 +108,12 @@ def position_ids(n: int, prefix: str = "pos") -> list[str]:
 
 
 def position_payloads(n: int, prefix: str = "pos") -> list[bytes]:
-    return [position(i, prefix).to_json() for i in range(n)]
+    return [position(i, prefix, BACKLOG_START).to_json() for i in range(n)]
 
 
 def batch_payloads(n: int, size: int, prefix: str = "bat") -> list[bytes]:
     """`n` positions in batch messages of `size` items, as a bus drains its backlog."""
-    items = [position(i, prefix) for i in range(n)]
+    items = [position(i, prefix, BACKLOG_START) for i in range(n)]
     return [
         contract.Batch(vehicle=VEHICLE, ts=MONDAY_8AM, items=items[k : k + size]).to_json()  # type: ignore[arg-type]
         for k in range(0, n, size)

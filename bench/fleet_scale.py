@@ -105,9 +105,10 @@ def publisher_process(port: int, vehicles: int, rate: float, seconds: float, rea
             time.sleep(delay)
         v = k % vehicles
         ts = MONDAY_8AM + timedelta(seconds=time.monotonic() - t0)
+        n = k // vehicles  # the vehicle's n-th position: each drives on, ~11 m at a time
         client.publish(topics[v], contract.Position(
-            id=f"p{k:09d}", vehicle=f"bus-{v:04d}", ts=ts, lat=46 + (k % 97) * 1e-4,
-            lon=2 + (k % 89) * 1e-4, speed=12.0, heading=90.0, acc=5.0).to_json(), qos=1)
+            id=f"p{k:09d}", vehicle=f"bus-{v:04d}", ts=ts, lat=46 + v * 1e-3 + (n % 97) * 1e-4,
+            lon=2 + (n % 89) * 1e-4, speed=12.0, heading=90.0, acc=5.0).to_json(), qos=1)
     stop.wait(120)
     client.loop_stop()
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from ground.state import LiveState
 from ground.store import DeadLetter, Message, Store, StoreUnavailable
+from ground.timebounds import TimeBounds
 from medicobus import contract
 
 log = logging.getLogger(__name__)
@@ -66,22 +67,23 @@ Export = Callable[[list[Message]], None]
 class Pipeline:
     def __init__(self, store: Store, state: LiveState, vehicles: set[str], *,
                  exports: Sequence[Export] = (), alerts: Alerts | None = None,
-                 board: Board | None = None) -> None:
+                 board: Board | None = None, bounds: TimeBounds | None = None) -> None:
         self.store = store
         self.state = state
         self.vehicles = vehicles
         self.exports = list(exports)
         self.alerts = alerts
         self.board = board
+        self.bounds = bounds or TimeBounds()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "dead_letters": 0,
-                      "step_errors": 0}  # fmt: skip
+                      "off_clock": 0, "step_errors": 0}  # fmt: skip
 
     def run(self, batch: Sequence[Arrived]) -> Outcome:
         """Take one batch down the pipeline; raises StoreUnavailable to have it retried."""
         items, dead = self.decode(batch)
         unseen = self.dedupe(items)
         fresh = self.keep(unseen, dead)
-        changed = self.apply(items, fresh)
+        changed = self.apply(items, fresh, dead)
         self.export(fresh)
         changed |= self.judge(changed)
         self.show(changed)
@@ -103,7 +105,9 @@ class Pipeline:
             try:
                 good, refused = self._decode(arrived)
                 items.extend((m, arrived) for m in good)
-                dead.extend(_Dead(arrived, r.payload, r.error) for r in refused)
+                dead.extend(refused)
+            except _OffClock as exc:
+                dead.append(_Dead(arrived, arrived.payload, str(exc), exc.off))
             except contract.ContractError as exc:
                 dead.append(_Dead(arrived, arrived.payload, str(exc)))
             except Exception as exc:  # never let one message stop the ingest
@@ -143,11 +147,18 @@ class Pipeline:
         self.store.record([], [d.letter() for d in dead])
         return kept
 
-    def apply(self, items: list[Item], fresh: list[Item]) -> set[str]:
+    def apply(self, items: list[Item], fresh: list[Item], dead: list[_Dead]) -> set[str]:
         """Live state. A status is state, not history: applied even when seen before (a Last
-        Will keeps one id for the life of the bus's process; a retained one comes back)."""
+        Will keeps one id for the life of the bus's process; a retained one comes back).
+        What was set aside for its time is noted, for the dashboard to say whose clock is off."""
         new = {m.id for m, _ in fresh}
         changed: set[str] = set()
+        for letter in dead:
+            if letter.off is not None:
+                vehicle, off = letter.off
+                self.state.note_off_clock(vehicle, off, letter.arrived.at)
+                self.stats["off_clock"] += 1
+                changed.add(vehicle)
         refused: list[_Dead] = []
         for message, arrived in items:
             if not (isinstance(message, contract.Status) or message.id in new):
@@ -185,10 +196,10 @@ class Pipeline:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _decode(self, arrived: Arrived) -> tuple[list[Message], list[contract.RefusedItem]]:
-        """The valid items a message carries, and each item of a batch the contract (or
-        the topic it came on) refuses: one bad item does not refuse the others. What is
-        wrong with the message as a whole raises ContractError."""
+    def _decode(self, arrived: Arrived) -> tuple[list[Message], list[_Dead]]:
+        """The valid items a message carries, and each item of a batch the contract, the
+        topic it came on or its time refuses: one bad item does not refuse the others. What
+        is wrong with the message as a whole raises ContractError."""
         vehicle, channel = contract.parse_topic(arrived.topic)
         if channel in contract.DOWNLINK_CHANNELS:
             return [], []  # our own retained messages, echoed back by the wildcard subscription
@@ -198,15 +209,20 @@ class Pipeline:
         if uplinked.kind != channel.value:
             raise contract.ContractError(f"a {uplinked.kind} message on the {channel} topic")
         good: list[Message] = []
-        refused = list(uplinked.refused)
+        refused = [_Dead(arrived, r.payload, r.error) for r in uplinked.refused]
+        single = uplinked.kind != "batch"
         for item in uplinked.items:
-            if item.vehicle == vehicle:
+            off: tuple[str, timedelta] | None = None
+            if item.vehicle != vehicle:
+                error = f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
+            elif (late := self.bounds.judge(item, arrived.at)) is not None:
+                error, off = late, (vehicle, item.ts - arrived.at)
+            else:
                 good.append(item)
                 continue
-            error = f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
-            if uplinked.kind != "batch":
-                raise contract.ContractError(error)
-            refused.append(contract.RefusedItem(item.to_json(), f"item {item.id}: {error}"))
+            if single:
+                raise _OffClock(error, off) if off else contract.ContractError(error)
+            refused.append(_Dead(arrived, item.to_json(), f"item {item.id}: {error}", off))
         return good, refused
 
     def _set_aside(self, dead: list[_Dead]) -> None:
@@ -232,9 +248,19 @@ class _Dead:
     arrived: Arrived
     payload: bytes  # the message as received, or the one item of it that was refused
     error: str
+    off: tuple[str, timedelta] | None = None  # set aside for its time: whose clock, how far
+
 
     def letter(self) -> DeadLetter:
         return DeadLetter(self.arrived.topic, self.payload, self.error, self.arrived.at)
+
+
+class _OffClock(contract.ContractError):
+    """A single message whose time is outside the window (a batch sets its items aside)."""
+
+    def __init__(self, error: str, off: tuple[str, timedelta]) -> None:
+        super().__init__(error)
+        self.off = off
 
 
 def _rows(items: list[Item]) -> list[tuple[Message, datetime]]:

@@ -24,6 +24,7 @@ from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
 from ground.state import STALE_AFTER, LiveState
 from ground.store import Store
+from ground.timebounds import TimeBounds
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
 from ground.web.fleet import fleet_router
@@ -55,6 +56,7 @@ class GroundSettings(BaseModel):
     alerts: AlertRules = DEFAULT_RULES
     notify: NotifySettings = NotifySettings()
     influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
+    time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -86,7 +88,8 @@ class GroundService:
                        if settings.influxdb else None)  # fmt: skip
         self.pipeline = Pipeline(self.store, self.state, {v.id for v in self.fleet.vehicles},
                                  exports=[self.influx.submit] if self.influx else [],
-                                 alerts=self.alerts, board=self.board)
+                                 alerts=self.alerts, board=self.board,
+                                 bounds=settings.time_bounds)
         self.ingest = Ingest(settings.broker, self.pipeline, clock,
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
@@ -99,8 +102,11 @@ class GroundService:
     def start(self) -> None:
         """Rebuild state from the store, then start consuming and publishing plans."""
         midnight = datetime.combine(self.board.today(), time(0), self.fleet.zone)
+        bounds = self.settings.time_bounds
         for message, received in self.store.history(since=midnight):
-            self.state.apply(message, received)
+            # Stored before the ground judged times: what is outside the window stays out.
+            if bounds.judge(message, received) is None:
+                self.state.apply(message, received)
         self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the

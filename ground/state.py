@@ -1,9 +1,14 @@
 """Live state per vehicle, built from what the buses send.
 
 Messages can arrive out of order (a drained backlog after live data), so the state keeps
-the newest position by the bus's timestamp, never the last one received. Presence is
-online / offline (the retained status and Last Will) / stale (online, but no position for
-too long) / unknown.
+the newest position by the bus's timestamp, never the last one received. A message is
+never taken to be newer than when it reached the ground, though: one dated ahead (a bus
+whose clock is fast, within what the pipeline lets through) must not hide the ones that
+follow it. Presence is online / offline (the retained status and Last Will) / stale
+(online, but no position for too long) / unknown.
+
+What is kept per visit and per sensor expires (`KEEP_VISITS`, `KEEP_READINGS`) and is
+capped, so a bus sending ever new keys cannot grow the ground's memory without end.
 """
 
 from __future__ import annotations
@@ -12,14 +17,21 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from medicobus import contract
-from medicobus.motion import moving
+from medicobus.motion import moving, too_fast
 
+K = TypeVar("K")
 RECENT = timedelta(minutes=10)
 # Online but silent this long: stale. Longer than the bus's parked heartbeat (10 min), or a
 # parked bus would look stale.
 STALE_AFTER = timedelta(minutes=15)
+KEEP_VISITS = timedelta(days=3)  # a visit's arrival, departure and queue: today's and recent
+KEEP_READINGS = timedelta(days=7)  # a quantity no sensor has sent for a week is gone
+MAX_VISITS = 200
+MAX_READINGS = 400
+PRUNE_EVERY = timedelta(minutes=10)
 
 
 @dataclass
@@ -29,6 +41,14 @@ class VehicleState:
     connection_ts: datetime | None = None  # when that status was received
     last_seen: datetime | None = None  # when the ground last heard from the bus
     position: contract.Position | None = None
+    # Its time, never later than it was received, then its own time (which orders two
+    # messages received at once): what a newer position must exceed.
+    position_at: tuple[datetime, datetime] | None = None
+    # A newer position too far from `position` to be true (medicobus.motion.too_fast) is held
+    # back here; the next one that agrees with it confirms it, one that agrees with
+    # `position` replaces it: one wild fix never reaches a page.
+    held_back: contract.Position | None = None
+    held_back_count: int = 0
     # (UTC time, speed) of the recent positions: plain tuples of untracked values, which the
     # garbage collector leaves alone (a thousand buses' models made its full passes pause
     # every thread for a third of a second).
@@ -37,12 +57,18 @@ class VehicleState:
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
     queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
-    # (sensor, quantity) -> the latest sample: (time, value or None when flagged, flag)
+    queues_at: dict[str, datetime] = field(default_factory=dict)  # as position_at
+    # (sensor, quantity) -> the latest sample: (time, value or None when flagged, flag), the
+    # time never later than it was received
     readings: dict[tuple[str, str], tuple[datetime, float | None, str | None]] = field(
         default_factory=dict)
     codes: dict[str, tuple[datetime, list[str]]] = field(default_factory=dict)  # by sensor
     # average_speed's answers until the next position: every page and forecast asks.
     _speeds: dict[bool, float | None] = field(default_factory=dict, repr=False)
+    _pruned: datetime | None = field(default=None, repr=False)
+    # Messages set aside because their time was outside the ground's window (ground/timebounds)
+    off_clock: int = 0
+    off_clock_last: tuple[datetime, timedelta] | None = None  # (received, bus time - received)
 
     def presence(self, now: datetime, stale_after: timedelta) -> str:
         if self.connection == "offline":
@@ -90,32 +116,84 @@ class LiveState:
         with self._lock:
             s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
+            at = min(message.ts, received)
             if isinstance(message, contract.Status):
                 # In the order the broker delivers them, not by their timestamps: a Last
                 # Will carries the time it was set, at connection, before "online".
                 s.connection, s.connection_ts = message.state, received
             elif isinstance(message, contract.Position):
-                s.recent.append((message.ts.astimezone(UTC), message.speed))
-                s._speeds = {}
-                if s.position is None or message.ts > s.position.ts:
-                    s.position = message
+                _apply_position(s, message, at)
             elif isinstance(message, contract.VisitEvent):
                 times = s.arrivals if message.event == "arrival" else s.departures
                 times.setdefault(message.visit, message.ts)
             elif isinstance(message, contract.QueueState):
-                known = s.queues.get(message.visit)
-                if known is None or message.ts >= known.ts:
-                    s.queues[message.visit] = message
+                known = s.queues_at.get(message.visit)
+                if known is None or at >= known:
+                    s.queues[message.visit], s.queues_at[message.visit] = message, at
             elif isinstance(message, contract.Reading):
-                _apply_reading(s, message)
+                _apply_reading(s, message, at)
             # A TicketEvent is history for the funders' figures; the QueueState that
             # follows it carries what the live view needs.
+            if s._pruned is None or received - s._pruned > PRUNE_EVERY:
+                _prune(s, received)
 
 
-def _apply_reading(s: VehicleState, r: contract.Reading) -> None:
+    def note_off_clock(self, vehicle: str, offset: timedelta, received: datetime) -> None:
+        """A message of `vehicle` was set aside: its clock was `offset` from the ground's."""
+        with self._lock:
+            s = self._get(vehicle)
+            s.off_clock += 1
+            s.off_clock_last = (received, offset)
+
+
+def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None:
+    newer = s.position_at is None or (at, p.ts) > s.position_at
+    wild = newer and s.position is not None and too_fast(_fix(s.position), _fix(p))
+    if wild and (s.held_back is None or too_fast(_fix(s.held_back), _fix(p))):
+        s.held_back = p
+        s.held_back_count += 1
+        return
+    if newer:
+        s.position, s.position_at, s.held_back = p, (at, p.ts), None
+    s.recent.append((p.ts.astimezone(UTC), p.speed))
+    s._speeds = {}
+
+
+def _fix(p: contract.Position) -> tuple[float, float, float | None, datetime]:
+    return p.lat, p.lon, p.acc, p.ts
+
+
+def _apply_reading(s: VehicleState, r: contract.Reading, at: datetime) -> None:
     for quantity in {*r.values, *r.flags}:
         key = (r.sensor, quantity)
-        if key not in s.readings or r.ts >= s.readings[key][0]:
-            s.readings[key] = (r.ts, r.values.get(quantity), r.flags.get(quantity))
-    if r.codes is not None and (r.sensor not in s.codes or r.ts >= s.codes[r.sensor][0]):
-        s.codes[r.sensor] = (r.ts, list(r.codes))
+        if key not in s.readings or at >= s.readings[key][0]:
+            s.readings[key] = (at, r.values.get(quantity), r.flags.get(quantity))
+    if r.codes is not None and (r.sensor not in s.codes or at >= s.codes[r.sensor][0]):
+        s.codes[r.sensor] = (at, list(r.codes))
+
+
+def _prune(s: VehicleState, now: datetime) -> None:
+    """Forget visits and quantities nothing has said anything of for a while, and keep the
+    newest within the caps."""
+    s._pruned = now
+    _expire(s.arrivals, now - KEEP_VISITS, MAX_VISITS)
+    _expire(s.departures, now - KEEP_VISITS, MAX_VISITS)
+    _expire(s.queues_at, now - KEEP_VISITS, MAX_VISITS)
+    for visit in s.queues.keys() - s.queues_at.keys():
+        del s.queues[visit]
+    times = {key: sample[0] for key, sample in s.readings.items()}
+    for key in times.keys() - _expire(times, now - KEEP_READINGS, MAX_READINGS).keys():
+        del s.readings[key]
+    code_times = {sensor: ts for sensor, (ts, _) in s.codes.items()}
+    for sensor in code_times.keys() - _expire(code_times, now - KEEP_READINGS, 40).keys():
+        del s.codes[sensor]
+
+
+def _expire(times: dict[K, datetime], before: datetime, cap: int) -> dict[K, datetime]:
+    """Drop, in place, the keys older than `before`, then the oldest beyond `cap`."""
+    for key in [k for k, ts in times.items() if ts < before]:
+        del times[key]
+    if len(times) > cap:
+        for key in sorted(times, key=times.__getitem__)[:len(times) - cap]:
+            del times[key]
+    return times

@@ -82,6 +82,30 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
 """)
 
+@migrations()
+def m002_set_aside_times_out_of_bounds(db: Database) -> None:
+    """Before the ground judged times on arrival (ground/timebounds.py), a message dated far
+    from its receipt (year 9999, a Pi's clock decades off) could be stored, and every
+    restart replayed it into the pages and alerts. Such rows become dead letters once, with
+    their content; the bound here is fixed and wide (a day ahead, ten years behind) since a
+    migration cannot read the configuration."""
+    out = "julianday(ts) IS NULL OR julianday(ts) > julianday(received) + 1 " \
+          "OR julianday(ts) < julianday(received) - 3650"
+    for kind, table in _TABLES.items():
+        rows = list(db.query(f"SELECT * FROM {table} WHERE {out}"))
+        for row in rows:
+            payload = json.dumps({**row, "kind": kind}).encode()
+            db.execute(
+                "INSERT INTO dead_letters (received, topic, error, size, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [row["received"], contract.topic(row["vehicle"], contract.Channel(kind)),
+                 f"time: ts {row['ts']} too far from its receipt (set aside by migration "
+                 "m002 of ground_store)", len(payload), payload])  # fmt: skip
+            db.execute(f"DELETE FROM {table} WHERE id = ?", [row["id"]])
+            if table == "readings":
+                db.execute("DELETE FROM samples WHERE reading = ?", [row["id"]])
+
+
 _TABLES = {"position": "positions", "event": "events", "status": "statuses",
            "ticket": "tickets", "queue": "queue_states", "reading": "readings"}
 _JSON_COLUMNS = {"values", "flags", "codes"}

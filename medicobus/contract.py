@@ -12,14 +12,26 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import unicodedata
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 PROTOCOL_VERSION: Literal[1] = 1
 TOPIC_ROOT = "medicobus/v1"
@@ -29,6 +41,19 @@ VehicleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 MessageId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+def _representable_in_utc(moment: datetime) -> datetime:
+    """Every time that crosses the air must have a UTC equivalent: 9999-12-31T23:59:59-14:00
+    is valid ISO 8601 but falls in year 10000, and the ground works in UTC."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time cannot be represented in UTC (year out of range)") from None
+    return moment
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
 
 
 class Channel(StrEnum):
@@ -85,10 +110,10 @@ def utcnow() -> datetime:
 class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = PROTOCOL_VERSION  # the default is for building; on the air it is required
     id: MessageId = Field(default_factory=new_id)
     vehicle: VehicleId
-    ts: AwareDatetime
+    ts: Timestamp
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -145,16 +170,26 @@ class QueueState(_Message):
     waiting: Annotated[int, Field(ge=0, le=1000)]
     in_consultation: Annotated[int, Field(ge=0, le=20)] = 0
     booked_remaining: Annotated[int, Field(ge=0, le=1000)] = 0  # booked, not checked in yet
-    last_booked: AwareDatetime | None = None  # the last booked appointment's time
+    last_booked: Timestamp | None = None  # the last booked appointment's time
     consult_min: Annotated[float, Field(gt=0, le=240, allow_inf_nan=False)]  # observed mean
     wait_min: Annotated[int, Field(ge=0, le=10_000)]  # for someone checking in now
     # Since 2026-12 (older buses leave it out): when the last patient waiting or still
     # booked will have been seen, as the kiosk forecasts it from the figures above.
-    ends_at: AwareDatetime | None = None
+    ends_at: Timestamp | None = None
 
 
 Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-Flag = Literal["nan", "infinite", "out_of_range", "crc", "power_on_reset", "stale"]
+Flag = Literal["nan", "infinite", "out_of_range", "crc", "power_on_reset", "stale", "unknown"]
+_FLAGS = frozenset(get_args(Flag))
+_FLAG_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+def _known_flag(value: Any) -> Any:
+    """Flags are open to newer buses: a well-formed flag this version does not know is kept
+    as "unknown" (its value is null either way) rather than refusing the whole reading."""
+    if isinstance(value, str) and value not in _FLAGS and re.match(_FLAG_NAME, value):
+        return "unknown"
+    return value
 
 
 class Reading(_Message):
@@ -167,7 +202,8 @@ class Reading(_Message):
     sensor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]  # "engine", "fridge"…
     values: Annotated[dict[Quantity, Annotated[float, Field(allow_inf_nan=False)] | None],
                       Field(max_length=40)]
-    flags: Annotated[dict[Quantity, Flag], Field(max_length=40)] = {}
+    flags: Annotated[dict[Quantity, Annotated[Flag, BeforeValidator(_known_flag)]],
+                     Field(max_length=40)] = {}
     # Codes the sensor reports as set now: OBD-II trouble codes ("P0301"), battery alarms.
     codes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]],
                      Field(max_length=50)] | None = None
@@ -217,8 +253,8 @@ class PlannedVisit(BaseModel):
     lat: Latitude
     lon: Longitude
     radius_m: Annotated[float, Field(gt=0, le=5000)]
-    arrive: AwareDatetime
-    depart: AwareDatetime
+    arrive: Timestamp
+    depart: Timestamp
 
 
 class Plan(_Message):
@@ -237,7 +273,7 @@ class BookedAppointment(BaseModel):
 
     appointment: Annotated[str, Field(min_length=1, max_length=64)]
     visit: str
-    time: AwareDatetime
+    time: Timestamp
     identity: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -275,10 +311,7 @@ def parse_uplink(
     payload: bytes | str,
 ) -> Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch:
     """Validate an uplink payload; raise ContractError saying what is wrong."""
-    try:
-        return _uplink.validate_json(payload)
-    except ValidationError as exc:
-        raise ContractError(_describe(exc)) from None
+    return _strict(_uplink, payload)
 
 
 @dataclass(frozen=True)
@@ -295,38 +328,116 @@ def parse_uplink_items(payload: bytes | str) -> Uplinked:
     """Validate an uplink payload item by item, so that one bad item of a batch does not
     refuse the others. A payload that is not a message at all raises ContractError."""
     try:
-        message = _uplink.validate_json(payload)
-    except ValidationError as exc:
-        try:
-            envelope = _BatchEnvelope.model_validate_json(payload)
-        except ValidationError:
-            raise ContractError(_describe(exc)) from None
-        valid: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status] = []
-        refused: list[RefusedItem] = []
-        for index, raw in enumerate(envelope.items):
-            try:
-                valid.append(_item.validate_python(raw))
-            except ValidationError as item_exc:
-                refused.append(RefusedItem(json.dumps(raw).encode(),
-                                           f"items.{index}: {_describe(item_exc)}"))
-        return Uplinked("batch", valid, refused)
+        message = _strict(_uplink, payload)
+    except ContractError as exc:
+        judged = _judge_each(payload)
+        if judged is None:
+            raise exc from None
+        return judged
     if isinstance(message, Batch):
         return Uplinked("batch", list(message.items), [])
     return Uplinked(message.kind, [message], [])
 
 
-def parse_plan(payload: bytes | str) -> Plan:
+def _judge_each(payload: bytes | str) -> Uplinked | None:
+    """A batch refused whole, read again item by item; None if it is not a batch at all."""
     try:
-        return Plan.model_validate_json(payload)
+        _BatchEnvelope.model_validate_json(payload, strict=True)
+        document = json.loads(payload, object_pairs_hook=_Object)
+    except (ValidationError, ValueError):
+        return None
+    if "v" not in document or document.repeated:
+        return None
+    valid: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status] = []
+    refused: list[RefusedItem] = []
+    for index, raw in enumerate(document["items"]):
+        text = json.dumps(raw).encode()
+        try:
+            if repeated := _repeated(raw):
+                raise ContractError(f"repeated key {', '.join(map(repr, sorted(repeated)))}")
+            valid.append(_strict(_item, text))
+        except ContractError as exc:
+            refused.append(RefusedItem(text, f"items.{index}: {exc}"))
+    return Uplinked("batch", valid, refused)
+
+
+def _strict(adapter: TypeAdapter[Any] | type[BaseModel], payload: bytes | str) -> Any:
+    """Parse JSON strictly, as the wire is defined: numbers are numbers (not booleans nor
+    strings), times are ISO 8601 strings with an offset (not integers), `v` is present (its
+    value is one this code knows: the models say which), and no object repeats a key (JSON
+    parsers disagree on which one wins, so a repeat could mean one thing to a check and
+    another to the store)."""
+    try:
+        if isinstance(adapter, TypeAdapter):
+            message = adapter.validate_json(payload, strict=True)
+        else:
+            message = adapter.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise ContractError(_describe(exc)) from None
+    _versioned(message)
+    if not _surely_no_repeats(payload) and (repeated := _repeated(
+            json.loads(payload, object_pairs_hook=_Object))):
+        raise ContractError(f"payload: repeated key {', '.join(map(repr, sorted(repeated)))}")
+    return message
+
+
+def _versioned(message: Any) -> None:
+    if isinstance(message, _Message) and "v" not in message.model_fields_set:
+        raise ContractError("v: the protocol version is missing")
+    for index, item in enumerate(message.items if isinstance(message, Batch) else ()):
+        if "v" not in item.model_fields_set:
+            raise ContractError(f"items.{index}.v: the protocol version is missing")
+
+
+def _surely_no_repeats(payload: bytes | str) -> bool:
+    """The usual case, cheaply: when no key has a space before its colon, every key ends in
+    `":`, so as many of those as the parsed document has keys proves there is no repeat (a
+    difference is a repeat, or a quote followed by a colon inside a string: then the
+    document is read again pair by pair)."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    return (not _SPACED_COLON.search(raw)
+            and raw.count(b'":') == _keys(pydantic_core.from_json(raw)))
+
+
+_SPACED_COLON = re.compile(rb'"\s+:')
+
+
+def _keys(document: Any) -> int:
+    if isinstance(document, dict):
+        return len(document) + sum(_keys(v) for v in document.values()
+                                   if isinstance(v, dict | list))
+    if isinstance(document, list):
+        return sum(_keys(v) for v in document if isinstance(v, dict | list))
+    return 0
+
+
+class _Object(dict[str, Any]):
+    """A JSON object read pair by pair, remembering the keys it had more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.repeated = ({k for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+                         if len(self) != len(pairs) else set())
+
+
+def _repeated(document: Any) -> set[str]:
+    """Every key repeated in one object of the document, at any depth."""
+    found: set[str] = set()
+    children = (document.values() if isinstance(document, dict)
+                else document if isinstance(document, list) else ())
+    if isinstance(document, _Object):
+        found |= document.repeated
+    for child in children:
+        found |= _repeated(child)
+    return found
+
+
+def parse_plan(payload: bytes | str) -> Plan:
+    return _strict(Plan, payload)
 
 
 def parse_appointments(payload: bytes | str) -> Appointments:
-    try:
-        return Appointments.model_validate_json(payload)
-    except ValidationError as exc:
-        raise ContractError(_describe(exc)) from None
+    return _strict(Appointments, payload)
 
 
 def _describe(exc: ValidationError) -> str:

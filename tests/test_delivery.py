@@ -6,15 +6,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 from medicobus.brokers import Mosquitto
 from medicobus.mqtt import BrokerSettings
 from onboard.link import Link
 from onboard.outbox import Outbox
-from tests.harness import VEHICLE, ground, position, stored_ids, wait_until
+from tests.harness import MONDAY_8AM, VEHICLE, clock_at, ground, position, stored_ids, wait_until
 
 N = 3000
+# The synthetic drives are positions a second apart from Monday 08:00 (up to 6,000 of them):
+# the ground receives them after they were taken (it judges a time against when it came).
+AFTER_THE_DRIVE = MONDAY_8AM + timedelta(seconds=6001)
 
 
 def _ids(n: int, first: int = 0) -> list[str]:
@@ -39,7 +43,7 @@ def _bus(tmp_path: Path, port: int) -> tuple[Outbox, Link]:
 
 
 def test_broker_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    g = ground(tmp_path, mosquitto.port)
+    g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     outbox, link = _bus(tmp_path, mosquitto.port)
     feeding = _feed(outbox, N)
     wait_until(lambda: len(stored_ids(g)) > N // 4, what="a first part stored")
@@ -54,14 +58,14 @@ def test_broker_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> No
 
 
 def test_ground_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    g = ground(tmp_path, mosquitto.port)
+    g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     outbox, link = _bus(tmp_path, mosquitto.port)
     feeding = _feed(outbox, N)
     wait_until(lambda: len(stored_ids(g)) > N // 4, what="a first part stored")
     g.stop()  # meanwhile the broker keeps the ground's session and queues for it
     feeding.join()
     wait_until(lambda: outbox.count() == 0, what="the bus's outbox drained to the broker")
-    g = ground(tmp_path, mosquitto.port)
+    g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     wait_until(lambda: len(stored_ids(g)) >= N, timeout=60, what="everything stored")
     assert sorted(stored_ids(g)) == _ids(N)
     link.stop()
@@ -71,7 +75,7 @@ def test_ground_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> No
 def test_bus_killed_with_sigkill_loses_nothing_it_had_accepted(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    g = ground(tmp_path, mosquitto.port)
+    g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     data = tmp_path / "bus"
     cmd = [sys.executable, "-m", "tests.bus_process", str(data), str(mosquitto.port)]
     bus = subprocess.Popen([*cmd, "0", str(N)], stdout=subprocess.PIPE, text=True,
@@ -110,7 +114,7 @@ def test_backlog_drains_oldest_first_without_starving_live_data(
     outbox = Outbox(tmp_path / "bus" / "outbox.db")
     for i in range(backlog):  # a long outage: everything waited on the bus
         outbox.put(position(i))
-    g = ground(tmp_path, mosquitto.port)
+    g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     link = Link(BrokerSettings(port=mosquitto.port), VEHICLE, outbox, lambda plan: None,
                 batch_size=100, inflight_batches=4)
     link.start()

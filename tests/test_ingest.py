@@ -115,5 +115,5 @@ def test_the_same_message_twice_is_stored_once(tmp_path: Path) -> None:
     ingest.run([Arrived(contract.topic(VEHICLE, contract.Channel.BATCH), batch, MONDAY_8AM)])
     assert ingest.store.count("positions") == 1
     assert ingest.stats == {"received": 3, "stored": 1, "duplicates": 3, "dead_letters": 0,
-                            "step_errors": 0}
+                            "off_clock": 0, "step_errors": 0}
 

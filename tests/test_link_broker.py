@@ -24,7 +24,7 @@ from medicobus import contract
 from medicobus.clock import SystemClock
 from onboard.link import Link
 from onboard.outbox import Outbox
-from tests.harness import FLEET, position, wait_until
+from tests.harness import FLEET, clock_at, position, wait_until
 from tests.secure_broker import SecureBroker, start_secure_broker
 
 VEHICLE = "perche-1"  # the account is named after the vehicle, as the ACL requires
@@ -40,7 +40,7 @@ def secure(tmp_path: Path) -> Iterator[SecureBroker]:
 def _ground(secure: SecureBroker, tmp_path: Path) -> Ingest:
     vehicles = {v.id for v in load_fleet(FLEET).vehicles}
     ingest = Ingest(secure.settings("ground"),
-                    Pipeline(Store(tmp_path / "g.db"), LiveState(), vehicles), SystemClock())
+                    Pipeline(Store(tmp_path / "g.db"), LiveState(), vehicles), clock_at())
     ingest.start()
     wait_until(ingest.subscribed.is_set, what="ground subscribed")
     PlanPublisher(load_fleet(FLEET), ingest.client).publish(date(2026, 11, 23))

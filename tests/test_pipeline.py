@@ -9,7 +9,9 @@ import json
 import sqlite3
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -22,7 +24,7 @@ from medicobus.mqtt import BrokerSettings, new_client
 from tests.harness import MONDAY_8AM, VEHICLE, ground, position, stored_ids, wait_until
 
 POSITIONS = contract.topic(VEHICLE, contract.Channel.POSITION)
-# Valid ISO 8601, but past the year 9999 once in UTC: the store cannot write its time.
+# Valid ISO 8601, but past the year 9999 once in UTC: no UTC time can hold it.
 BEYOND_UTC = "9999-12-31T23:59:59-14:00"
 
 
@@ -30,8 +32,9 @@ def poison(i: int) -> bytes:
     return json.dumps({**position(i).model_dump(mode="json"), "ts": BEYOND_UTC}).encode()
 
 
-def arrived(payload: bytes, topic: str = POSITIONS) -> Arrived:
-    return Arrived(topic, payload, MONDAY_8AM)
+def arrived(payload: bytes, topic: str = POSITIONS,
+            at: datetime = MONDAY_8AM) -> Arrived:
+    return Arrived(topic, payload, at)
 
 
 class Recorder:
@@ -65,14 +68,27 @@ def test_steps_run_in_order_once_per_batch(tmp_path: Path) -> None:
     assert len(exported) == 1 and len(seen.calls) == 2
 
 
+class _RefusingStore(Store):
+    """A fault put in on purpose (the contract now refuses what made the store raise, such as
+    a time past the year 9999 in UTC): the store refuses any write holding these ids."""
+
+    def __init__(self, path: Path, refused: set[str]) -> None:
+        super().__init__(path)
+        self.refused = refused
+
+    def _record(self, messages: list[Any], dead: Any) -> None:  # type: ignore[override]
+        if any(m.id in self.refused for m, _ in messages):
+            raise OverflowError("refused on purpose")
+        super()._record(messages, dead)
+
+
 def test_a_message_the_store_cannot_write_is_set_aside_alone(tmp_path: Path) -> None:
-    pipeline = Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
-    items = [position(1).model_dump(mode="json"),
-             {**position(2).model_dump(mode="json"), "ts": BEYOND_UTC},
-             position(3).model_dump(mode="json")]  # fmt: skip
+    refused = {position(2).id, position(5).id}
+    pipeline = Pipeline(_RefusingStore(tmp_path / "g.db", refused), LiveState(), {VEHICLE})
+    items = [position(i).model_dump(mode="json") for i in (1, 2, 3)]
     batch = json.dumps({**position(9).model_dump(mode="json"), "kind": "batch",
                         "id": "batch0001", "items": items}).encode()
-    outcome = pipeline.run([arrived(position(0).to_json()), arrived(poison(5)),
+    outcome = pipeline.run([arrived(position(0).to_json()), arrived(position(5).to_json()),
                             arrived(batch, contract.topic(VEHICLE, contract.Channel.BATCH)),
                             arrived(position(6).to_json())])  # fmt: skip
     assert outcome.stored == 4 and outcome.dead_letters == 2 and outcome.duplicates == 0
@@ -80,13 +96,22 @@ def test_a_message_the_store_cannot_write_is_set_aside_alone(tmp_path: Path) -> 
     assert sorted(r[0] for r in store.db.execute("SELECT id FROM positions")) == [
         position(i).id for i in (0, 1, 3, 6)]
     letters = list(store.db.query("SELECT error, payload FROM dead_letters ORDER BY seq"))
-    assert all(r["error"].startswith("store: OverflowError") for r in letters)
+    assert all(r["error"] == "store: OverflowError('refused on purpose')" for r in letters)
     # Each letter is the one refused message, whole, to look at or replay.
-    refused = sorted(json.loads(r["payload"])["id"] for r in letters)
-    assert refused == [position(2).id, position(5).id]
+    assert sorted(json.loads(r["payload"])["id"] for r in letters) == sorted(refused)
     assert pipeline.state.get(VEHICLE).position == position(6)
     # And the next batch goes through as usual.
     assert pipeline.run([arrived(position(7).to_json())]).stored == 1
+
+
+def test_a_time_past_the_year_9999_in_utc_is_refused_by_the_contract(tmp_path: Path) -> None:
+    pipeline = Pipeline(Store(tmp_path / "g.db"), LiveState(), {VEHICLE})
+    outcome = pipeline.run([arrived(position(1).to_json()), arrived(poison(2)),
+                            arrived(position(3).to_json())])  # fmt: skip
+    assert outcome.stored == 2 and outcome.dead_letters == 1
+    (letter,) = pipeline.store.db.query("SELECT error, payload FROM dead_letters")
+    assert "cannot be represented in UTC" in letter["error"]
+    assert letter["payload"] == poison(2)
 
 
 class _RefusingState(LiveState):
@@ -186,7 +211,9 @@ def test_a_batch_is_judged_item_by_item_and_letters_are_kept_whole(tmp_path: Pat
     items[251]["vehicle"] = "another-bus"  # one that says it is another bus
     batch = json.dumps({**position(999).model_dump(mode="json"), "kind": "batch",
                         "id": "batch0002", "items": items}).encode()
-    outcome = pipeline.run([arrived(batch, contract.topic(VEHICLE, contract.Channel.BATCH))])
+    # Drained ten minutes after the last of them was taken (they are a second apart).
+    outcome = pipeline.run([arrived(batch, contract.topic(VEHICLE, contract.Channel.BATCH),
+                                    MONDAY_8AM + timedelta(minutes=18))])
     assert outcome.stored == 498 and outcome.dead_letters == 2
     letters = list(pipeline.store.db.query(
         "SELECT error, payload, size FROM dead_letters ORDER BY seq"))

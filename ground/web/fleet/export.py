@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from ground.web.fleet.views import Dashboard
 
 MAX_CSV_DAYS = 366
+CSV_FIRST_DAY, CSV_LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # the days one may ask for
 Row = tuple[datetime, str, float | None, str | None]  # time, probe, °C, flag
 
 

@@ -21,7 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from ground.board import Board
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
-from ground.web.fleet.export import MAX_CSV_DAYS, fridge_csv, fridge_log
+from ground.web.fleet.export import (
+    CSV_FIRST_DAY,
+    CSV_LAST_DAY,
+    MAX_CSV_DAYS,
+    fridge_csv,
+    fridge_log,
+)
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
@@ -154,10 +160,13 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         today = dash.now().astimezone(dash.zone).date()
         end = end or today
         start = start or end - timedelta(days=6)
-        if start > end or (end - start).days >= MAX_CSV_DAYS:
+        # Days near the ends of the calendar have no UTC equivalent: 0001-01-01 in Paris
+        # starts in year 0, 9999-12-31 ends in year 10000. No fridge log is that old anyway.
+        if not (CSV_FIRST_DAY <= start <= end <= CSV_LAST_DAY) or (
+                end - start).days >= MAX_CSV_DAYS:
             return finish(request, JSONResponse(
-                {"detail": f"from must be on or before to, at most {MAX_CSV_DAYS} days"}, 422),
-                session)
+                {"detail": f"from must be on or before to, at most {MAX_CSV_DAYS} days, "
+                           f"between {CSV_FIRST_DAY} and {CSV_LAST_DAY}"}, 422), session)
         t0 = datetime.combine(start, time(0), dash.zone)
         t1 = datetime.combine(end + timedelta(days=1), time(0), dash.zone)
         text = fridge_csv(fridge_log(dash, vehicle, t0, t1), dash.zone)

@@ -134,9 +134,11 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
 
     @router.get("/api/v1/stops", response_model=list[StopOut], tags=["stops"],
                 summary="Communes served, with their next visit",
-                description="Made again at most every second (`generated_at` says when); "
-                "a commune's own resource is always current.")  # fmt: skip
-    def api_stops(request: Request) -> Response:
+                description="Made again at most every second, less often when a large "
+                "fleet makes it costly (`generated_at` says when); a commune's own resource "
+                "is always current.")  # fmt: skip
+    async def api_stops(request: Request) -> Response:
+        # On the event loop: it only hands over bytes made already (no thread to wait for).
         body, zipped = communes.get()
         if "gzip" in request.headers.get("accept-encoding", ""):
             return Response(zipped, media_type="application/json",
