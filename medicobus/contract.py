@@ -43,11 +43,12 @@ class Channel(StrEnum):
     READING = "reading"  # bus -> ground: equipment sensors (engine, house battery, fridge)
     PLAN = "plan"  # ground -> bus, retained: the day's visits
     APPOINTMENTS = "appointments"  # ground -> bus, retained: the day's bookings, hashed
+    ACK = "ack"  # ground -> bus, not retained: what the ground has committed (since 2026-12-03)
 
 
 UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH,
                    Channel.TICKET, Channel.QUEUE, Channel.READING)
-DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS)
+DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS, Channel.ACK)
 
 
 class ContractError(ValueError):
@@ -334,3 +335,27 @@ def _describe(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "payload"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
+
+
+class Ack(BaseModel):
+    """Ground -> bus, not retained: uplink messages the ground has committed (stored, skipped
+    as already stored, or kept as dead letters), by id; a batch by the batch's own id. The
+    bus deletes their outbox rows. The one payload without `id` and `ts`: it is the most
+    frequent downlink message, never stored, and acking twice is harmless (since 2026-12-03)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+    kind: Literal["ack"] = "ack"
+    vehicle: VehicleId
+    ids: Annotated[list[MessageId], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_ack(payload: bytes | str) -> Ack:
+    try:
+        return Ack.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
