@@ -19,7 +19,6 @@ and go out one by one ahead of the backlog, so a long drain never hides where th
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -201,19 +200,22 @@ class Link:
 
     def _wait_for_work(self, window: _Window) -> None:
         if window.mids:
-            with contextlib.suppress(queue.Empty):  # a PUBACK frees a place: take it at once
-                self._events.put(self._events.get(timeout=0.2))
+            self._settle(window, wait_s=0.2)  # a PUBACK frees a place: take it at once
         else:
             self.outbox.wait_for_rows(timeout=0.5)
 
-    def _settle(self, window: _Window) -> None:
+    def _settle(self, window: _Window, wait_s: float = 0.0) -> None:
+        """Take the PUBACKs and the ground's acks that arrived, in that order, waiting up
+        to `wait_s` for the first."""
         done: list[int] = []
-        now = time.monotonic()
+        block = wait_s > 0
         while True:
             try:
-                event = self._events.get_nowait()
+                event = self._events.get(block, wait_s)
             except queue.Empty:
                 break
+            block = False
+            now = time.monotonic()
             if isinstance(event, int):
                 self.stats["broker_acked_rows"] += window.broker_acked(event, now)
             else:
