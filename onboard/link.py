@@ -274,7 +274,8 @@ class _Window:
         """The broker has the message; returns how many rows it carries (0 if the mid is
         a late PUBACK from before a restart, or the ground's ack came first)."""
         self.batches.discard(mid)
-        seqs = self.rows.get(self.mids.pop(mid, ""))
+        message_id = self.mids.pop(mid, None)
+        seqs = None if message_id is None else self.rows.get(message_id)
         if seqs is None:
             return 0
         if self.heard_at is None:
