@@ -6,8 +6,9 @@ of that file.
 
 Drain (product): on a fresh Mosquitto, the real GroundService runs in a child process (the
 ground is another machine in production); here the real onboard.link.Link connects and
-drains the outbox (batches of 200, 8 in flight, rows removed on PUBACK). Timed from
-`Link.start()` until both the outbox is empty (every row acknowledged) and the ground has
+drains the outbox (batches of 200, 8 in flight, rows removed on the ground's ack, after its
+commit). Timed from `Link.start()` until both the outbox is empty (every row acknowledged
+by the ground) and the ground has
 stored 100,000 positions; then, after a second for stray redeliveries, the ground's
 positions table must hold exactly the 100,000 expected ids, no more rows than that, and the
 outbox none.

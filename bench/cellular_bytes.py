@@ -17,7 +17,10 @@ connection and this benchmark's tap connected), the kernel's TCP counters of the
 socket (`ss -ti`: `bytes_received`), and a tap subscribed to `medicobus/#` summing the
 PUBLISH packets' sizes (fixed header + topic + packet id + payload). What it costs on the
 air (TCP/IP and TLS around every packet, the acknowledgements) is an estimate from packet
-counts, printed as such.
+counts, printed as such. The tap also plays the ground's part the bus waits for: it
+acknowledges each of the bus's messages at once (`contract.Ack`, as a ground does in a quiet
+moment; a real one may take several in one ack), so the downlink and the bus's PUBACKs
+include them; the tap's own ack bytes are taken off the broker's counter.
 """
 
 from __future__ import annotations
@@ -232,10 +235,14 @@ class Tapped:
 
 class Tap:
     """One client: `$SYS/broker/bytes/received` (latest value) and every message on
-    `medicobus/#` (QoS 0: it sends the broker nothing but its rare PINGREQ)."""
+    `medicobus/#` (QoS 0: it sends the broker nothing but its rare PINGREQ and, while
+    `acking`, the ground's ack of each message from the bus, whose bytes it counts)."""
 
     def __init__(self, port: int) -> None:
         self.received: int | None = None
+        self.acking = False
+        self.acks = 0
+        self.ack_bytes = 0  # the acks' PUBLISH packets, which the broker's counter includes
         self._updated = threading.Condition()
         self.clock: Clock | None = None
         self.tapped = Tapped()
@@ -261,6 +268,14 @@ class Tap:
         if channel in DOWNLINK:
             return  # the ground's plan to the bus
         size = publish_size(msg.topic, len(msg.payload), qos=1)  # everything here is QoS 1
+        if self.acking and channel != contract.Channel.STATUS:
+            vehicle = contract.parse_topic(msg.topic)[0]
+            ack = contract.Ack(vehicle=vehicle, ids=[json.loads(msg.payload)["id"]]).to_json()
+            ack_topic = contract.topic(vehicle, contract.Channel.ACK)
+            c.publish(ack_topic, ack, qos=1)
+            with self._lock:
+                self.acks += 1
+                self.ack_bytes += publish_size(ack_topic, len(ack), qos=1)
         with self._lock:
             t = self.tapped
             t.count += 1
@@ -351,6 +366,7 @@ class Side:
     tapped: Tapped
     messages: int  # PUBLISH packets from the vehicle
     pings: int = 0  # PINGREQs a real day adds in its silences (see `pings`)
+    acks: int = 0  # the ground's acks to the vehicle (QoS 1 PUBLISH packets down)
 
     @property
     def day_bytes(self) -> int:
@@ -359,16 +375,20 @@ class Side:
 
     @property
     def down_bytes(self) -> int:
-        """MQTT bytes the broker sent back (PUBACKs, the plan), measured, plus PINGRESPs."""
+        """MQTT bytes the broker sent back (PUBACKs, the plan, acks), measured, plus
+        PINGRESPs."""
         return self.tcp.get("bytes_acked", 0) + self.pings * PINGREQ_B
 
     def on_air_estimate(self) -> int:
         """Both ways over TLS on one long-lived connection: per QoS 1 message (or ping) a
         record up, a record down (PUBACK) and a bare TCP ACK back; the messages are seconds
-        apart on a bus, so nothing coalesces. Plus one TLS handshake."""
+        apart on a bus, so nothing coalesces. The same the other way for each of the ground's
+        acks. Plus one TLS handshake."""
         exchanges = self.messages + self.pings
-        up = self.day_bytes + exchanges * (TCPIP_B + TLS_B + TCPIP_B)
-        down = self.down_bytes + exchanges * (TLS_B + TCPIP_B)
+        up = self.day_bytes + exchanges * (TCPIP_B + TLS_B + TCPIP_B) + self.acks * (
+            TLS_B + TCPIP_B)
+        down = self.down_bytes + exchanges * (TLS_B + TCPIP_B) + self.acks * (
+            TCPIP_B + TLS_B + TCPIP_B)
         return up + down + TLS_HANDSHAKE_B
 
 
@@ -440,6 +460,7 @@ def run_day(speed: float = 240.0, hours: float = 8.0, verbose: bool = True) -> D
             runner.sensor = recorder
             recorders.append(recorder)
         tap.clock = clock
+        tap.acking = True
         stop = threading.Event()
         t0 = time.monotonic()
         bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
@@ -461,8 +482,9 @@ def run_day(speed: float = 240.0, hours: float = 8.0, verbose: bool = True) -> D
         product_tcp = socket_counters(broker.port, agent.link.client)
         stop.set()
         bus.join(timeout=30)
-        product_bytes = tap.settled_received() - before
+        product_bytes = tap.settled_received() - before - tap.ack_bytes
         tap.clock = None
+        tap.acking = False
         product_tap = tap.reset()
 
         # The baseline: what the agent accepted and sampled, one message per reading.
@@ -502,7 +524,7 @@ def run_day(speed: float = 240.0, hours: float = 8.0, verbose: bool = True) -> D
         real_s=real_s, polls_per_h=source.polls / (sim_s / 3600), accepted_fixes=len(fixes),
         samples=samples, sample_rate_ok=sample_rate_ok,
         product=Side("medicobus", product_bytes, product_tcp, product_tap, product_tap.count,
-                     pings(product_tap.times, start, end)),
+                     pings(product_tap.times, start, end), tap.acks),
         baseline=Side("OwnTracks-style", baseline_bytes, baseline_tcp, baseline_tap,
                       len(fixes) + len(readings), pings(baseline_times, start, end)),
         drive_bytes_per_h=drive_b / max(1.0, driving / 3600),
@@ -555,7 +577,8 @@ def report(r: DayResult) -> Section:
         f"**{ratio:.1f}x** |",
         f"| messages (PUBLISH, QoS 1) | {p.messages:,} | {b.messages:,} | "
         f"{b.messages / max(1, p.messages):.1f}x |",
-        f"| downlink MQTT bytes (PUBACKs, the plan; `ss -ti`) | {p.down_bytes:,} | "
+        f"| downlink MQTT bytes (PUBACKs, the plan, {p.acks:,} acks; `ss -ti`) | "
+        f"{p.down_bytes:,} | "
         f"{b.down_bytes:,} | |",
         f"| *estimate*: on the air both ways, TLS 1.2 + TCP/IPv4 | {air_p:,} | {air_b:,} | "
         f"{air_b / max(1, air_p):.1f}x |",

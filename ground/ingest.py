@@ -6,6 +6,12 @@ One worker takes everything queued in one go (a batch grows by itself under load
 the pipeline (ground/pipeline.py), then acknowledges the batch (manual acks on a
 persistent session), so a ground that dies mid-batch gets the same messages again and
 loses nothing; a store that cannot commit keeps the batch unacknowledged and retried.
+
+Each bus is told, once per batch, which of its messages are committed (contract.Ack on its
+`ack` topic): all of them, whether stored, skipped as already stored or kept as dead
+letters, or the bus would send them again forever. Only then does the bus delete them from
+its outbox. The buses' acks go out before the broker's, so a ground that dies in between
+gets the messages again and tells the buses again, never the other way round.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ValidationError
 
 from ground.pipeline import Arrived, Pipeline
 from ground.store import StoreUnavailable
@@ -30,6 +37,9 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 500  # messages taken down the pipeline in one go at most
 BATCH_WAIT_S = 0.02  # under a stream, how long a batch may wait to fill (not when quiet)
 RETRY_S = 1.0  # after the store refused a batch
+# What a bus's outbox sends, and so waits for the ground's ack (not its status: state,
+# retained, and its Last Will; not the downlink the wildcard subscription echoes back).
+FROM_OUTBOX = frozenset(contract.UPLINK_CHANNELS) - {contract.Channel.STATUS}
 
 
 class Received(NamedTuple):  # made on the network thread for every message: keep it cheap
@@ -55,6 +65,7 @@ class Ingest:
         self._pending: list[Received] = []  # received, not yet taken by the worker
         self._arrived = threading.Condition()
         self._acks: list[Received] = []  # committed, to acknowledge
+        self._told: list[contract.Ack] = []  # committed, to tell the buses
         self._acks_lock = threading.Lock()
         self._session = 0
         self._stopping = threading.Event()
@@ -143,7 +154,9 @@ class Ingest:
                 log.exception("the pipeline failed on %d messages; retrying", len(batch))
             if self._stopping.wait(RETRY_S):
                 return  # not acknowledged: the broker keeps them for next time
+        told = committed(batch)
         with self._acks_lock:
+            self._told.extend(told)
             self._acks.extend(batch)
         with self._arrived:
             busy = bool(self._pending)
@@ -158,8 +171,43 @@ class Ingest:
     def _send_acks(self) -> None:
         with self._acks_lock:
             done, self._acks = self._acks, []
+            told, self._told = self._told, []
+        for ack in told:  # not retained: a bus missing one sends the messages again
+            self.client.publish(contract.topic(ack.vehicle, contract.Channel.ACK),
+                                ack.to_json(), qos=1)
         for r in done:
             # A message from an earlier connection is redelivered by the broker on this
             # one; acknowledging its old id here could ack something else.
             if r.qos > 0 and r.session == self._session:
                 self.client.ack(r.mid, r.qos)
+
+
+class _Identified(BaseModel):
+    """A message's id, whatever else it holds or lacks (a dead letter has one too)."""
+
+    id: contract.MessageId
+
+
+def committed(batch: list[Received]) -> list[contract.Ack]:
+    """What each bus is told of a committed batch: its messages, by id (a batch by the
+    batch's id), each once, in acks of at most MAX_BATCH_ITEMS ids."""
+    ids: dict[str, dict[str, None]] = {}  # vehicle -> ids, in order, once
+    for r in batch:
+        try:
+            vehicle, channel = contract.parse_topic(r.topic)
+            if channel not in FROM_OUTBOX:
+                continue
+            message_id = _Identified.model_validate_json(r.payload).id
+        except (contract.ContractError, ValidationError):
+            continue  # no id: nothing on a bus waits for it (it is a dead letter)
+        ids.setdefault(vehicle, {})[message_id] = None
+    acks: list[contract.Ack] = []
+    size = contract.MAX_BATCH_ITEMS
+    for vehicle, listed in ids.items():
+        every = list(listed)
+        try:
+            acks += [contract.Ack(vehicle=vehicle, ids=every[i:i + size])
+                     for i in range(0, len(every), size)]
+        except ValidationError:
+            continue  # a topic no bus can have (the name is not a vehicle id): a dead letter
+    return acks

@@ -2,7 +2,8 @@
 
 This is the only module both `onboard` and `ground` import from each other's world, so a
 change to what crosses the air is a change here, with its version. Every payload carries
-`v` (the protocol version), `kind`, a unique `id`, the `vehicle` and a UTC timestamp `ts`.
+`v` (the protocol version), `kind`, a unique `id`, the `vehicle` and a UTC timestamp `ts`
+(but the ground's `ack`, which has no `id` nor `ts`).
 See docs/protocol.md for the topic map and an example of each payload.
 """
 
@@ -68,11 +69,12 @@ class Channel(StrEnum):
     READING = "reading"  # bus -> ground: equipment sensors (engine, house battery, fridge)
     PLAN = "plan"  # ground -> bus, retained: the day's visits
     APPOINTMENTS = "appointments"  # ground -> bus, retained: the day's bookings, hashed
+    ACK = "ack"  # ground -> bus, not retained: what the ground has committed (since 2026-12-03)
 
 
 UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH,
                    Channel.TICKET, Channel.QUEUE, Channel.READING)
-DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS)
+DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS, Channel.ACK)
 
 
 class ContractError(ValueError):
@@ -382,7 +384,8 @@ def _strict(adapter: TypeAdapter[Any] | type[BaseModel], payload: bytes | str) -
 
 
 def _versioned(message: Any) -> None:
-    if isinstance(message, _Message) and "v" not in message.model_fields_set:
+    if isinstance(message, BaseModel) and "v" in type(message).model_fields \
+            and "v" not in message.model_fields_set:
         raise ContractError("v: the protocol version is missing")
     for index, item in enumerate(message.items if isinstance(message, Batch) else ()):
         if "v" not in item.model_fields_set:
@@ -445,3 +448,24 @@ def _describe(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "payload"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
+
+
+class Ack(BaseModel):
+    """Ground -> bus, not retained: uplink messages the ground has committed (stored, skipped
+    as already stored, or kept as dead letters), by id; a batch by the batch's own id. The
+    bus deletes their outbox rows. The one payload without `id` and `ts`: it is the most
+    frequent downlink message, never stored, and acking twice is harmless (since 2026-12-03)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+    kind: Literal["ack"] = "ack"
+    vehicle: VehicleId
+    ids: Annotated[list[MessageId], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_ack(payload: bytes | str) -> Ack:
+    return _strict(Ack, payload)

@@ -1,8 +1,9 @@
-"""The durable outbox: everything the bus sends waits here until the broker acknowledges it.
+"""The durable outbox: everything the bus sends waits here until the ground has committed it.
 
 One SQLite file opened with `synchronous=FULL` (see medicobus/storage.py), so a row that
 `put` returned for is on disk and survives `kill -9` and a power cut. Rows leave only
-through `remove`, which the link calls when the broker's PUBACK for them arrives.
+through `remove`, which the link calls when the ground's acknowledgement for them arrives
+(not the broker's PUBACK: a broker that crashes loses what it had acknowledged).
 
 Two processes write it: the agent (positions, events, readings; its link drains) and the
 kiosk (tickets, queue states). What another process committed is seen through SQLite's
@@ -54,6 +55,7 @@ class Row:
     seq: int
     kind: str
     payload: str
+    id: str  # the message's id, which the ground acknowledges
 
 
 class Outbox:
@@ -107,7 +109,7 @@ class Outbox:
 
     def after(self, seq: int, limit: int, upto: int | None = None) -> list[Row]:
         """Rows after `seq` (and up to `upto`), oldest first."""
-        sql = "SELECT seq, kind, payload FROM outbox WHERE seq > ?"
+        sql = "SELECT seq, kind, payload, id FROM outbox WHERE seq > ?"
         args: list[int] = [seq]
         if upto is not None:
             sql += " AND seq <= ?"
@@ -118,16 +120,18 @@ class Outbox:
             rows = self.db.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         return [Row(*r) for r in rows]
 
-    def remove(self, seqs: Iterable[int]) -> None:
+    def remove(self, seqs: Iterable[int]) -> int:
+        """Delete these rows (those still there: thinning may have taken some); how many."""
         seqs = list(seqs)
         if not seqs:
-            return
+            return 0
         with self._lock:
             self._recount_if_others_wrote()
             cur = self.db.execute(
                 f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs
             )
             self._rows -= cur.rowcount
+        return int(cur.rowcount)
 
     def count(self) -> int:
         """Rows waiting, whichever process put them."""

@@ -229,6 +229,26 @@ def test_a_bus_reads_its_own_plan_and_never_another_bus_plan(secure: SecureBroke
         peer.close()
 
 
+def test_a_bus_reads_its_own_acks_and_can_forge_none(secure: SecureBroker) -> None:
+    a, b = bus(secure, "a"), bus(secure, "b")
+    a.subscribe("medicobus/v1/vehicles/+/ack", topic("a", Channel.ACK))
+    # b forges acks for a (which would make a delete rows the ground never stored), and
+    # for itself: the ACL drops both (and disconnects b each time).
+    for name in (topic("a", Channel.ACK), topic("b", Channel.ACK)):
+        b.wait_acked(b.publish(name, b"forged-ack"))
+        b.close()
+        b = bus(secure, "b")
+    b.subscribe(topic("b", Channel.ACK))
+    g = ground(secure)
+    g.wait_acked(g.publish(topic("b", Channel.ACK), b"ack-b"))
+    g.wait_acked(g.publish(topic("a", Channel.ACK), b"ack-a"))
+    assert a.received_until(b"ack-a") == [(topic("a", Channel.ACK), b"ack-a")]
+    assert b.received_until(b"ack-b") == [(topic("b", Channel.ACK), b"ack-b")]
+    assert a.drain() == []
+    for peer in (a, b, g):
+        peer.close()
+
+
 def test_a_bus_cannot_read_other_buses_uplink(secure: SecureBroker) -> None:
     a = bus(secure, "a")
     a.subscribe("#", contract.uplink_subscription())

@@ -1,19 +1,35 @@
 """Nothing lost, nothing stored twice: the bus's outbox through a real Mosquitto to the
-ground's SQLite store, while the broker, the ground or the bus itself goes down."""
+ground's SQLite store, while the broker, the ground or the bus itself goes down. The bus
+deletes a row only once the ground says it committed it, so even a broker that crashes
+with messages it had acknowledged loses nothing."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from medicobus.brokers import Mosquitto
 from medicobus.mqtt import BrokerSettings
 from onboard.link import Link
 from onboard.outbox import Outbox
-from tests.harness import MONDAY_8AM, VEHICLE, clock_at, ground, position, stored_ids, wait_until
+from tests.harness import (
+    MONDAY_8AM,
+    VEHICLE,
+    clock_at,
+    ground,
+    position,
+    stored_ids,
+    wait_until,
+)
 
 N = 3000
 # The synthetic drives are positions a second apart from Monday 08:00 (up to 6,000 of them):
@@ -35,11 +51,28 @@ def _feed(outbox: Outbox, n: int) -> threading.Thread:
     return thread
 
 
-def _bus(tmp_path: Path, port: int) -> tuple[Outbox, Link]:
+def _bus(tmp_path: Path, port: int, ack_timeout_s: float = 60.0) -> tuple[Outbox, Link]:
     outbox = Outbox(tmp_path / "bus" / "outbox.db")
-    link = Link(BrokerSettings(port=port, keepalive_s=5), VEHICLE, outbox, lambda plan: None)
+    link = Link(BrokerSettings(port=port, keepalive_s=5), VEHICLE, outbox, lambda plan: None,
+                ack_timeout_s=ack_timeout_s)
     link.start()
     return outbox, link
+
+
+def _stored_on_disk(tmp_path: Path) -> set[str]:
+    """What the ground committed, read from its file (the ground itself is stopped)."""
+    with sqlite3.connect(tmp_path / "ground.db") as db:
+        return {r[0] for r in db.execute("SELECT id FROM positions")}
+
+
+@pytest.fixture
+def crashable(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A Mosquitto that saves nothing before a crash: persistence on, but the autosave an
+    hour away, so SIGKILL takes every session and queued message with it."""
+    broker = Mosquitto(tmp_path / "crashable",
+                       "allow_anonymous true\nautosave_interval 3600\n").start()
+    yield broker
+    broker.stop()
 
 
 def test_broker_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -57,17 +90,67 @@ def test_broker_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> No
     g.stop()
 
 
-def test_ground_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto) -> None:
+def test_ground_down_the_rows_stay_in_the_outbox_until_it_commits_them(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     outbox, link = _bus(tmp_path, mosquitto.port)
     feeding = _feed(outbox, N)
     wait_until(lambda: len(stored_ids(g)) > N // 4, what="a first part stored")
     g.stop()  # meanwhile the broker keeps the ground's session and queues for it
     feeding.join()
-    wait_until(lambda: outbox.count() == 0, what="the bus's outbox drained to the broker")
+    wait_until(lambda: link.stats["broker_acked_rows"] >= N,
+               what="the broker acknowledged every row")
+    # The broker has them all, the ground not: each row it has not stored is still on the bus.
+    kept = {r.id for r in outbox.after(0, 2 * N)}
+    assert set(_ids(N)) - _stored_on_disk(tmp_path) <= kept
+    assert len(kept) > N // 2
     g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
-    wait_until(lambda: len(stored_ids(g)) >= N, timeout=60, what="everything stored")
+    wait_until(lambda: outbox.count() == 0, timeout=60,
+               what="every row deleted once the ground committed it")
     assert sorted(stored_ids(g)) == _ids(N)
+    link.stop()
+    g.stop()
+
+
+def test_broker_killed_mid_stream_loses_nothing(tmp_path: Path, crashable: Mosquitto) -> None:
+    g = ground(tmp_path, crashable.port, clock_at(AFTER_THE_DRIVE))
+    outbox, link = _bus(tmp_path, crashable.port, ack_timeout_s=2.0)
+    feeding = _feed(outbox, N)
+    wait_until(lambda: len(stored_ids(g)) > N // 4, what="a first part stored")
+    crashable.stop(signal.SIGKILL)  # no save: its sessions and queues are gone
+    crashable.start()
+    feeding.join()
+    wait_until(lambda: outbox.count() == 0, timeout=90,
+               what="every row committed by the ground and deleted on the bus")
+    assert sorted(stored_ids(g)) == _ids(N)  # none lost, none stored twice
+    assert g.ingest.stats["dead_letters"] == 0
+    link.stop()
+    g.stop()
+
+
+def test_broker_killed_holding_what_it_acknowledged_loses_nothing(
+    tmp_path: Path, crashable: Mosquitto
+) -> None:
+    """The case PUBACK alone loses: the ground is away, the broker has acknowledged rows it
+    holds for the ground's session, and dies before saving them."""
+    g = ground(tmp_path, crashable.port, clock_at(AFTER_THE_DRIVE))
+    outbox, link = _bus(tmp_path, crashable.port, ack_timeout_s=2.0)
+    feeding = _feed(outbox, N)
+    wait_until(lambda: len(stored_ids(g)) > N // 4, what="a first part stored")
+    g.stop()
+    wait_until(lambda: link.stats["broker_acked_rows"] >= N // 2,
+               what="the broker acknowledged rows it holds for the ground")
+    held = link.stats["broker_acked_rows"] - len(_stored_on_disk(tmp_path))
+    crashable.stop(signal.SIGKILL)  # mid-stream, with them
+    crashable.start()
+    feeding.join()
+    # A new session: the old one died with the broker.
+    g = ground(tmp_path, crashable.port, clock_at(AFTER_THE_DRIVE))
+    wait_until(lambda: outbox.count() == 0, timeout=90,
+               what="every row committed by the ground and deleted on the bus")
+    assert held > 0
+    assert sorted(stored_ids(g)) == _ids(N)  # none lost, none stored twice
     link.stop()
     g.stop()
 
@@ -132,5 +215,25 @@ def test_backlog_drains_oldest_first_without_starving_live_data(
     # ...which itself arrived oldest first, batch after batch.
     order = sorted(_ids(backlog), key=lambda i: (received[i], i))
     assert order == _ids(backlog)
+    link.stop()
+    g.stop()
+
+
+def test_rows_the_broker_dropped_are_sent_again_once_the_ground_is_silent(
+    tmp_path: Path, crashable: Mosquitto
+) -> None:
+    """A ground that never connected has no session: the broker acknowledges and drops what
+    the bus sends. With no reconnection to trigger a resend, the ack timeout does; its
+    doubling keeps a long wait to a few resends."""
+    outbox, link = _bus(tmp_path, crashable.port, ack_timeout_s=0.25)
+    for i in range(200):
+        outbox.put(position(i))
+    wait_until(lambda: link.stats["broker_acked_rows"] >= 200, what="the broker took them all")
+    time.sleep(3.0)  # silence: resends after 0.25, 0.75, 1.75 s, then not before 3.75 s
+    assert 1 <= link.stats["resends"] <= 3, link.stats
+    assert outbox.count() == 200
+    g = ground(tmp_path, crashable.port, clock_at(AFTER_THE_DRIVE))
+    wait_until(lambda: outbox.count() == 0, timeout=30, what="resent, stored and deleted")
+    assert sorted(stored_ids(g)) == _ids(200)
     link.stop()
     g.stop()

@@ -4,12 +4,16 @@ The pipeline is driven here without MQTT, then through a real broker."""
 from __future__ import annotations
 
 import json
+import queue
+import sqlite3
 import tempfile
+import time
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ground.ingest import Received, committed
 from ground.pipeline import Arrived, Pipeline
 from ground.state import LiveState
 from ground.store import Store
@@ -117,3 +121,75 @@ def test_the_same_message_twice_is_stored_once(tmp_path: Path) -> None:
     assert ingest.stats == {"received": 3, "stored": 1, "duplicates": 3, "dead_letters": 0,
                             "off_clock": 0, "step_errors": 0}
 
+
+
+def test_each_bus_is_told_what_the_ground_committed_and_only_once_committed(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    g = ground(tmp_path, mosquitto.port)
+    told: queue.Queue[tuple[str, contract.Ack]] = queue.Queue()
+    bus = new_client(BrokerSettings(port=mosquitto.port), "buses", persistent=False)
+    bus.on_message = lambda c, u, m: told.put((m.topic, contract.parse_ack(bytes(m.payload))))
+    bus.connect("127.0.0.1", mosquitto.port)
+    bus.loop_start()
+    bus.subscribe(contract.topic("+", contract.Channel.ACK), qos=1)
+    pos_topic = contract.topic(VEHICLE, contract.Channel.POSITION)
+
+    # A store that cannot commit: nothing is acknowledged until it can.
+    blocker = sqlite3.connect(tmp_path / "ground.db", timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    bus.publish(pos_topic, position(1).to_json(), qos=1).wait_for_publish(5)
+    time.sleep(1.5)
+    assert told.empty()
+    blocker.rollback()
+    blocker.close()
+    assert told.get(timeout=10) == (contract.topic(VEHICLE, contract.Channel.ACK),
+                                    contract.Ack(vehicle=VEHICLE, ids=[position(1).id]))
+    assert stored_ids(g) == [position(1).id]
+
+    # Stored, skipped as a duplicate or set aside as a dead letter: all acknowledged; a
+    # batch by its own id. Not a status (not from the outbox), nor what has no id.
+    batch = {**position(2).model_dump(mode="json"), "kind": "batch", "id": "batch0001",
+             "items": [position(3).model_dump(mode="json"), {**VALID, "lat": 123.0}]}
+    sent = [
+        (pos_topic, position(1).to_json()),  # a resend
+        (pos_topic, json.dumps({**VALID, "id": "badlat0001", "lat": 123.0}).encode()),
+        (contract.topic(VEHICLE, contract.Channel.BATCH), json.dumps(batch).encode()),
+        (contract.topic(VEHICLE, contract.Channel.STATUS), contract.Status(
+            id="status0001", vehicle=VEHICLE, ts=MONDAY_8AM, state="online").to_json()),
+        (pos_topic, b"{"),
+        ("medicobus/v1/vehicles/ghost/position", position(4, vehicle="ghost").to_json()),
+    ]
+    for name, payload in sent:
+        bus.publish(name, payload, qos=1)
+    expected = {VEHICLE: {position(1).id, "badlat0001", "batch0001"}, "ghost": {position(4).id}}
+    acked: dict[str, set[str]] = {}
+    while acked != expected:
+        topic, ack = told.get(timeout=10)
+        assert topic == contract.topic(ack.vehicle, contract.Channel.ACK)
+        acked.setdefault(ack.vehicle, set()).update(ack.ids)
+        assert acked[ack.vehicle] <= expected[ack.vehicle], acked
+    wait_until(lambda: g.store.count("dead_letters") == 4, what="four dead letters")
+    assert sorted(stored_ids(g)) == [position(i).id for i in (1, 3)]
+    time.sleep(0.5)
+    assert told.empty()  # and its own acks, echoed back, are not acknowledged
+    bus.loop_stop()
+    g.stop()
+
+
+def test_a_batch_is_acknowledged_once_per_vehicle_each_id_once() -> None:
+    def received(vehicle: str, channel: contract.Channel, message_id: str) -> Received:
+        payload = {**VALID, "id": message_id, "vehicle": vehicle}
+        return Received(contract.topic(vehicle, channel), json.dumps(payload).encode(),
+                        0, 1, 1, MONDAY_8AM)
+
+    pos, batch = contract.Channel.POSITION, contract.Channel.BATCH
+    many = [received("other-bus", pos, f"many{i:06d}") for i in range(1200)]
+    acks = committed([received(VEHICLE, pos, "first0001"), *many[:600],
+                      received(VEHICLE, batch, "batch0001"),
+                      received(VEHICLE, pos, "first0001"),  # redelivered in the same batch
+                      received(VEHICLE, contract.Channel.ACK, "echo00001"), *many[600:]])
+    assert [(a.vehicle, len(a.ids)) for a in acks] == [
+        (VEHICLE, 2), ("other-bus", 500), ("other-bus", 500), ("other-bus", 200)]
+    assert acks[0].ids == ["first0001", "batch0001"]
+    assert [i for a in acks[1:] for i in a.ids] == [f"many{i:06d}" for i in range(1200)]

@@ -1,7 +1,8 @@
 """The outbox shared by two processes, as on the bus: the agent (positions; its link
 drains to a real Mosquitto) and the kiosk (tickets, in tests/kiosk_writer.py). Each counts
 the other's rows, every row reaches the broker once, and a row the kiosk puts while the
-link is idle leaves at once, not at the link's next poll."""
+link is idle leaves at once, not at the link's next poll. The receiver acknowledges what it
+gets as the ground does (contract.Ack), so that the link deletes the rows."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class Kiosk:
 
 
 class Receiver:
-    """What reaches the broker for the bus: each item's id and when it arrived."""
+    """What reaches the broker for the bus: each item's id and when it arrived; each
+    message acknowledged at once, by its id, as the ground does once it has committed."""
 
     def __init__(self, port: int) -> None:
         self.arrivals: list[tuple[str, float]] = []
@@ -65,10 +67,16 @@ class Receiver:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         at = time.monotonic()
+        if contract.parse_topic(msg.topic)[1] in contract.DOWNLINK_CHANNELS:
+            return  # its own acks, back through the wildcard
         message = contract.parse_uplink(bytes(msg.payload))
+        if isinstance(message, contract.Status):
+            return
         items = message.items if isinstance(message, contract.Batch) else [message]
         with self._lock:
-            self.arrivals += [(m.id, at) for m in items if not isinstance(m, contract.Status)]
+            self.arrivals += [(m.id, at) for m in items]
+        client.publish(contract.topic(VEHICLE, contract.Channel.ACK),
+                       contract.Ack(vehicle=VEHICLE, ids=[message.id]).to_json(), qos=1)
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -121,7 +129,7 @@ def test_agent_and_kiosk_write_while_the_link_drains(
     feeding.join()
     expected = [f"pos{i:08d}" for i in range(1200)] + [f"tkt{i:08d}" for i in range(500)]
     wait_until(lambda: agent.count() == 0 and len(receiver.ids()) >= len(expected),
-               timeout=60, what="both processes' rows drained to the broker")
+               timeout=60, what="both processes' rows drained and acknowledged")
     assert sorted(receiver.ids()) == sorted(expected)  # every row, and each once
     assert kiosk.ask("count") == "0"
 
@@ -137,7 +145,7 @@ def test_agent_and_kiosk_write_while_the_link_drains(
         waits.append((receiver.arrived(item) or 0.0) - put_at)
     assert max(waits) < 0.3, waits
     assert statistics.median(waits) < 0.12, waits
-    assert agent.count() == 0
+    wait_until(lambda: agent.count() == 0, what="the tickets acknowledged and deleted")
     link.stop()
     kiosk.close()
     agent.close()

@@ -22,12 +22,13 @@ def test_every_kind_has_a_valid_example() -> None:
             for item in example["items"]:
                 item["id"] = item["id"] * 4
         payload = json.dumps(example)
-        parse = {"plan": contract.parse_plan, "appointments": contract.parse_appointments}
+        parse = {"plan": contract.parse_plan, "appointments": contract.parse_appointments,
+                 "ack": contract.parse_ack}
         message = parse.get(example["kind"], contract.parse_uplink)(payload)
         kinds.append(message.kind)
         assert message.vehicle == "perche-1"
-    assert sorted(kinds) == sorted(["appointments", "batch", "event", "plan", "position",
-                                    "queue", "reading", "status", "ticket"])
+    assert sorted(kinds) == sorted(["ack", "appointments", "batch", "event", "plan",
+                                    "position", "queue", "reading", "status", "ticket"])
 
 
 def test_topics_in_the_doc_are_the_contracts() -> None:
