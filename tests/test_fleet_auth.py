@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -33,7 +34,7 @@ from tests.test_fleet_pages import (
     csrf_of,
     login,
 )
-from tests.test_web_pages import VEHICLE
+from tests.test_web_pages import VEHICLE, LiveServer
 
 ALERT_ID = 1  # the fridge excursion's alert, the first the engine opens
 # (method, path, kind): every route of the dashboard but the login form
@@ -74,8 +75,6 @@ def anon(fleet: FleetScene) -> Iterator[TestClient]:
 
 
 def assert_refused(r: object, kind: str, where: str) -> None:
-    import httpx
-
     assert isinstance(r, httpx.Response)
     if kind == "page":
         assert r.status_code == 303, f"{where}: {r.status_code}"
@@ -317,3 +316,71 @@ def test_changing_a_password_ends_that_users_sessions(fleet: FleetScene) -> None
     removed = fleet.settings.model_copy(update={"users": [
         User(name=OTHER, password_hash=HASHES[OTHER])]})  # fmt: skip
     assert Auth(removed, fleet.wall).read(cookie) is None
+
+
+# --- guessing on the real server: by address (the peer's, or a trusted proxy's word) and
+# by account ---------------------------------------------------------------------------
+
+
+def guess(client: httpx.Client, name: str, password: str = "guess",
+          headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.post("/fleet/login", data={"name": name, "password": password},
+                       headers=headers, follow_redirects=False)  # fmt: skip
+
+
+def test_a_forged_forwarded_header_does_not_escape_the_address_limit(fleet: FleetScene) -> None:
+    with LiveServer(fleet.app()) as server, httpx.Client(base_url=server.url) as client:
+        # a new name and a new "address" on every guess: only the peer's address counts
+        codes = [guess(client, f"user{i}", headers={
+            "X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}",
+            "X-Real-IP": f"192.0.2.{i}"}).status_code for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 401, 429]
+        r = guess(client, USER, PASSWORD, headers={"X-Forwarded-For": "198.51.100.99"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_behind_a_trusted_proxy_a_strangers_guesses_do_not_lock_the_manager_out(
+        fleet: FleetScene) -> None:
+    # the proxy (here, the test on 127.0.0.1) appends the real peer to what the client sent
+    def through_proxy(client_ip: str, sent: str | None = None) -> dict[str, str]:
+        return {"X-Forwarded-For": f"{sent}, {client_ip}" if sent else client_ip}
+
+    with LiveServer(fleet.app(), trusted_proxies=["127.0.0.1"]) as server, \
+            httpx.Client(base_url=server.url) as client:  # fmt: skip
+        stranger = "203.0.113.7"
+        codes = [guess(client, USER, headers=through_proxy(stranger, f"10.0.0.{i}")).status_code
+                 for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 401, 429], "a forged first hop escaped the limit"
+        # the manager, at the office, is not the stranger
+        r = guess(client, USER, PASSWORD, headers=through_proxy("198.51.100.2"))
+        assert r.status_code == 303
+        assert guess(client, USER, headers=through_proxy(stranger)).status_code == 429
+
+
+def test_many_addresses_on_one_account_get_a_short_wait_not_a_lockout(fleet: FleetScene) -> None:
+    with LiveServer(fleet.app(), trusted_proxies=["127.0.0.1"]) as server, \
+            httpx.Client(base_url=server.url) as client:  # fmt: skip
+        def from_(i: int) -> dict[str, str]:
+            return {"X-Forwarded-For": f"203.0.{i // 250}.{i % 250 + 1}"}
+
+        assert [guess(client, USER, headers=from_(i)).status_code for i in range(10)] == \
+            [401] * 10  # fmt: skip
+        # a botnet keeps guessing, each address once, as soon as it may
+        longest = 0
+        for i in range(10, 40):
+            r = guess(client, USER, headers=from_(i))
+            if r.status_code == 429:
+                wait = int(r.headers["retry-after"])
+                longest = max(longest, wait)
+                assert wait <= 60, "the account is locked for long"
+                fleet.wall.advance(wait)
+                r = guess(client, USER, headers=from_(i))
+            assert r.status_code == 401
+        assert longest == 60  # the wait grew to its cap
+        # the manager, from an address of their own: a minute at most, then in
+        r = guess(client, USER, PASSWORD, headers=from_(1000))
+        assert r.status_code == 429 and int(r.headers["retry-after"]) <= 60
+        fleet.wall.advance(60)
+        assert guess(client, USER, PASSWORD, headers=from_(1000)).status_code == 303
+        # other accounts were never slowed
+        assert guess(client, OTHER, OTHER_PASSWORD, headers=from_(1001)).status_code == 303

@@ -6,7 +6,6 @@ and tests/test_fleet_browser.py check in Chromium that the pages work under the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
