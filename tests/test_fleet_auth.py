@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -16,8 +17,11 @@ from fastapi.testclient import TestClient
 
 from ground.web.auth import (
     COOKIE,
+    MAX_KEYS,
+    PER_ADDRESS,
     Auth,
     AuthSettings,
+    Failures,
     ScryptHash,
     User,
     hash_password,
@@ -384,3 +388,17 @@ def test_many_addresses_on_one_account_get_a_short_wait_not_a_lockout(fleet: Fle
         assert guess(client, USER, PASSWORD, headers=from_(1000)).status_code == 303
         # other accounts were never slowed
         assert guess(client, OTHER, OTHER_PASSWORD, headers=from_(1001)).status_code == 303
+
+
+def test_a_flood_of_addresses_or_names_stays_bounded(fleet: FleetScene) -> None:
+    failures = Failures(PER_ADDRESS, fleet.wall)
+    for i in range(3 * MAX_KEYS):
+        fleet.wall.advance(0.001)
+        failures.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        assert len(failures._failures) <= MAX_KEYS
+    # the oldest records went; the recent are still counted
+    for _ in range(3):
+        failures.failed("10.0.0.1")  # one of the first: its earlier failure is gone
+        failures.failed("10.0.117.47")  # the last of the flood
+    assert failures.wait("10.0.0.1") == timedelta(0)
+    assert failures.wait("10.0.117.47") == PER_ADDRESS.wait(4)

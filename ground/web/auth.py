@@ -206,9 +206,9 @@ class Failures:
             if now - last > FAILURE_MEMORY:
                 count = 0
             self._failures[key] = (count + 1, now)
-            if len(self._failures) > MAX_KEYS:
-                cutoff = now - FAILURE_MEMORY
-                self._failures = {k: f for k, f in self._failures.items() if f[1] > cutoff}
+            if len(self._failures) > MAX_KEYS:  # keep the most recent half
+                kept = sorted(self._failures.items(), key=lambda item: item[1][1])
+                self._failures = dict(kept[-(MAX_KEYS // 2):])
 
     def forget(self, key: str) -> None:
         with self._lock:
