@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from ground.web.auth import (
     COOKIE,
+    DEVICE_COOKIE,
     MAX_KEYS,
     PER_ADDRESS,
     Auth,
@@ -350,13 +351,14 @@ def test_behind_a_trusted_proxy_a_strangers_guesses_do_not_lock_the_manager_out(
         return {"X-Forwarded-For": f"{sent}, {client_ip}" if sent else client_ip}
 
     with LiveServer(fleet.app(), trusted_proxies=["127.0.0.1"]) as server, \
-            httpx.Client(base_url=server.url) as client:  # fmt: skip
+            httpx.Client(base_url=server.url) as client, \
+            httpx.Client(base_url=server.url) as manager:  # fmt: skip
         stranger = "203.0.113.7"
         codes = [guess(client, USER, headers=through_proxy(stranger, f"10.0.0.{i}")).status_code
                  for i in range(5)]  # fmt: skip
         assert codes == [401, 401, 401, 401, 429], "a forged first hop escaped the limit"
-        # the manager, at the office, is not the stranger
-        r = guess(client, USER, PASSWORD, headers=through_proxy("198.51.100.2"))
+        # the manager, at the office, is not the stranger (nor a browser known before)
+        r = guess(manager, USER, PASSWORD, headers=through_proxy("198.51.100.2"))
         assert r.status_code == 303
         assert guess(client, USER, headers=through_proxy(stranger)).status_code == 429
 
@@ -388,6 +390,48 @@ def test_many_addresses_on_one_account_get_a_short_wait_not_a_lockout(fleet: Fle
         assert guess(client, USER, PASSWORD, headers=from_(1000)).status_code == 303
         # other accounts were never slowed
         assert guess(client, OTHER, OTHER_PASSWORD, headers=from_(1001)).status_code == 303
+
+
+def test_behind_a_proxy_that_names_no_client_the_managers_browser_still_gets_in(
+        fleet: FleetScene) -> None:
+    # no trusted proxy: every request is from 127.0.0.1, as through a proxy naming no client
+    with LiveServer(fleet.app()) as server, httpx.Client(base_url=server.url) as usual, \
+            httpx.Client(base_url=server.url) as stranger:  # fmt: skip
+        r = guess(usual, USER, PASSWORD)  # the manager's browser, some day before
+        assert r.status_code == 303
+        known = next(c for c in r.headers.get_list("set-cookie") if c.startswith(DEVICE_COOKIE))
+        assert "Path=/fleet/login" in known and "HttpOnly" in known
+        assert "SameSite=strict" in known and f"Max-Age={90 * 24 * 3600}" in known
+        token = usual.cookies.get(DEVICE_COOKIE, path="/fleet/login")
+        assert token and PASSWORD not in token
+        usual.cookies.delete(COOKIE, path="/fleet")  # logged out since
+        assert [guess(stranger, USER).status_code for _ in range(5)] == [401] * 4 + [429]
+        with httpx.Client(base_url=server.url) as new_browser:  # waits, as the stranger does
+            assert guess(new_browser, USER, PASSWORD).status_code == 429
+        assert guess(usual, USER, PASSWORD).status_code == 303  # the usual one does not
+        # the cookie is for that account's login only: not another account's, not a session
+        stranger.cookies.set(DEVICE_COOKIE, token, path="/fleet/login")
+        assert guess(stranger, OTHER, OTHER_PASSWORD).status_code == 429
+        stranger.cookies.set(COOKIE, token, path="/fleet")
+        assert stranger.get("/fleet/api/vehicles").status_code == 401
+        # and a copied cookie still guesses slowly: its own count, as an address's
+        assert [guess(stranger, USER).status_code for _ in range(5)] == [401] * 4 + [429]
+
+
+def test_a_known_browser_cookie_ends_with_its_time_or_the_password(fleet: FleetScene) -> None:
+    auth = Auth(fleet.settings, fleet.wall)
+    token = auth.browser_token(USER)
+    assert auth.known_browser(token, USER) is not None
+    assert auth.known_browser(token, OTHER) is None
+    assert auth.known_browser(token.replace(USER, OTHER, 1), OTHER) is None  # signed
+    assert auth.read(token) is None and auth.read(token + ".x") is None
+    changed = fleet.settings.model_copy(update={"users": [
+        User(name=USER, password_hash=hash_password("a new one!"))]})  # fmt: skip
+    assert Auth(changed, fleet.wall).known_browser(token, USER) is None
+    fleet.wall.advance(89 * 24 * 3600)
+    assert auth.known_browser(token, USER) is not None
+    fleet.wall.advance(2 * 24 * 3600)
+    assert auth.known_browser(token, USER) is None
 
 
 def test_a_flood_of_addresses_or_names_stays_bounded(fleet: FleetScene) -> None:

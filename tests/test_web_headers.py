@@ -85,6 +85,19 @@ def test_every_answer_carries_the_security_headers(fleet: FleetScene) -> None:
             assert_secured(r, STREAMS[1])
 
 
+def test_even_a_server_error_carries_them(fleet: FleetScene) -> None:
+    app = fleet.app()
+
+    @app.get("/boom")
+    def boom() -> None:  # a bug, as the outermost error page answers it
+        raise RuntimeError("a bug")
+
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:
+        r = client.get("/boom")
+        assert r.status_code == 500
+        assert_secured(r, "500")
+
+
 def test_hsts_only_when_configured(fleet: FleetScene) -> None:
     app = create_app(fleet.board, http=HttpSettings(hsts=True))
     with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:

@@ -21,9 +21,12 @@ session cookies that expire, and a slowdown for password guessing.
   account's count, with a short wait (a minute at most), so that a stranger cannot lock
   the manager out for long. The address is the TCP peer's, or the one a trusted reverse
   proxy forwards (`ground.web.server`): a forged X-Forwarded-For changes nothing. Names
-  are counted whether they exist or not (the answers do not tell which). Unknown users
-  cost the same scrypt as known ones, and comparisons are constant-time, so timing tells
-  nothing.
+  are counted whether they exist or not (the answers do not tell which). A browser that
+  logged in to an account holds a signed "known browser" cookie for it (90 days, sent to
+  the login only, as OWASP's device cookies): its attempts on that account are counted
+  on their own, so a stranger's failures, even from the same address (a proxy that names
+  no client), never hold the manager's usual browser. Unknown users cost the same scrypt
+  as known ones, and comparisons are constant-time, so timing tells nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from medicobus.clock import Clock, SystemClock
 
 COOKIE = "medicobus_fleet"
+DEVICE_COOKIE = "medicobus_browser"  # "this browser logged in to this account before"
+DEVICE_LIFETIME = timedelta(days=90)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms per hash on a Pi-class CPU
 SALT_BYTES, KEY_BYTES = 16, 32
 MAX_N = 2**20  # refuse absurd parameters that would exhaust memory at login
@@ -244,6 +249,7 @@ class Auth:
         self._revoked: dict[str, datetime] = {}  # nonce -> when it would expire anyway
         self._by_address = Failures(PER_ADDRESS, self.clock)
         self._by_account = Failures(PER_ACCOUNT, self.clock)
+        self._by_device = Failures(PER_ADDRESS, self.clock)  # a known browser: as an address
         self._lock = threading.Lock()
 
     # -- passwords and guessing ---------------------------------------------------------
@@ -253,25 +259,61 @@ class Auth:
         ok = (stored or self._dummy).verify(password)
         return ok and stored is not None
 
-    def wait_before_login(self, address: str, name: str) -> timedelta:
+    def wait_before_login(self, address: str, name: str, device: str | None = None
+                          ) -> timedelta:  # fmt: skip
         """How long an attempt from `address` on account `name` must still wait (zero: go
-        ahead): the longer of the address's wait and the account's."""
+        ahead): the longer of the address's wait and the account's; from a known browser
+        of that account (`device`, see `known_browser`), that browser's own wait."""
+        if device is not None:
+            return self._by_device.wait(device)
         return max(self._by_address.wait(address), self._by_account.wait(name))
 
-    def failed(self, address: str, name: str) -> None:
+    def failed(self, address: str, name: str, device: str | None = None) -> None:
+        if device is not None:
+            self._by_device.failed(device)
+            return
         self._by_address.failed(address)
         self._by_account.failed(name)
 
-    def succeeded(self, address: str, name: str) -> None:
+    def succeeded(self, address: str, name: str, device: str | None = None) -> None:
+        if device is not None:  # says nothing of others' guesses from its address
+            self._by_device.forget(device)
+            return
         self._by_address.forget(address)
         self._by_account.forget(name)
 
+    def browser_token(self, user: str) -> str:
+        """The known-browser cookie of `user`, given at a successful login."""
+        issued, nonce = int(self.clock.now().timestamp()), secrets.token_urlsafe(16)
+        return f"{user}.{issued}.{nonce}.{self._mac(user, issued, issued, nonce, 'browser')}"
+
+    def known_browser(self, token: str | None, name: str) -> str | None:
+        """The browser's id if `token` is a valid, unexpired known-browser cookie of
+        account `name` (changing the password ends it), else None."""
+        if not token or len(token) > 512:
+            return None
+        parts = token.rsplit(".", 3)
+        if len(parts) != 4 or parts[0] != name or name not in self._users:
+            return None
+        user, issued_s, nonce, mac = parts
+        try:
+            issued = int(issued_s)
+        except ValueError:
+            return None
+        expected = self._mac(user, issued, issued, nonce, "browser")
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
+            return None
+        age = self.clock.now() - datetime.fromtimestamp(issued, self.clock.now().tzinfo)
+        return nonce if timedelta(0) <= age <= DEVICE_LIFETIME else None
+
     # -- cookies ------------------------------------------------------------------------
 
-    def _mac(self, user: str, issued: int, last: int, nonce: str) -> str:
+    def _mac(self, user: str, issued: int, last: int, nonce: str, purpose: str = "") -> str:
+        # `purpose` keeps a known-browser cookie from ever passing for a session's.
         stored = self._users.get(user)
         fingerprint = stored.key if stored else b""
-        msg = f"{user}.{issued}.{last}.{nonce}".encode() + b"." + fingerprint
+        prefix = f"{purpose}:".encode() if purpose else b""  # ":" is in no user name
+        msg = prefix + f"{user}.{issued}.{last}.{nonce}".encode() + b"." + fingerprint
         return base64.urlsafe_b64encode(
             hmac.new(self._secret, msg, hashlib.sha256).digest()).decode().rstrip("=")
 

@@ -90,7 +90,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         name, password = data.get("name", "")[:64], data.get("password", "")[:1024]
         # The peer, or the client a trusted proxy names (uvicorn, `ground.web.server`).
         address = request.client.host if request.client else "?"
-        wait = auth.wait_before_login(address, name)
+        browser = guard.browser_of(request, name)
+        wait = auth.wait_before_login(address, name, browser)
         if wait > timedelta(0):
             seconds = math.ceil(wait.total_seconds())
             response = page(request, "fleet_login.html", None, status_code=429, next=target,
@@ -100,14 +101,16 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
             return response
         # scrypt takes tens of milliseconds: off the event loop.
         if not await run_in_threadpool(auth.check_password, name, password):
-            auth.failed(address, name)
+            auth.failed(address, name, browser)
             return page(request, "fleet_login.html", None, status_code=401, next=target,
                         error="Identifiant ou mot de passe incorrect. "
                               "· Wrong user name or password.")  # fmt: skip
-        auth.succeeded(address, name)
+        auth.succeeded(address, name, browser)
         session = auth.read(auth.issue(name))
         assert session is not None
-        return finish(request, RedirectResponse(target, 303), session)
+        response = finish(request, RedirectResponse(target, 303), session)
+        guard.remember_browser(request, response, name)
+        return response
 
     @router.post("/logout")
     async def logout(request: Request, session: Session = page_user) -> Response:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
-from ground.web.auth import COOKIE, Auth, AuthSettings, Session
+from ground.web.auth import COOKIE, DEVICE_COOKIE, DEVICE_LIFETIME, Auth, AuthSettings, Session
 
 
 def safe_next(target: str | None) -> str:
@@ -66,6 +66,17 @@ class Guard:
         """The browser drops the session's cookie (at logout)."""
         response.delete_cookie(COOKIE, path="/fleet", secure=self._secure(request),
                                httponly=True, samesite="strict")  # fmt: skip
+
+    def remember_browser(self, request: Request, response: Response, user: str) -> None:
+        """At a login: this browser is now a known one of `user` (sent to the login only)."""
+        response.set_cookie(DEVICE_COOKIE, self.auth.browser_token(user),
+                            max_age=int(DEVICE_LIFETIME.total_seconds()), path="/fleet/login",
+                            secure=self._secure(request), httponly=True,
+                            samesite="strict")  # fmt: skip
+
+    def browser_of(self, request: Request, name: str) -> str | None:
+        """The id of this browser if it is a known one of account `name`."""
+        return self.auth.known_browser(request.cookies.get(DEVICE_COOKIE), name)
 
     def session_of(self, request: Request) -> Session | None:
         return self.auth.read(request.cookies.get(COOKIE))
