@@ -28,6 +28,7 @@ from ground.timebounds import TimeBounds
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
 from ground.web.fleet import fleet_router
+from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
 from medicobus.settings import load_toml
@@ -35,12 +36,6 @@ from medicobus.settings import load_toml
 log = logging.getLogger(__name__)
 
 LEARN_WEEKS = 8
-
-
-class HttpSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
 
 
 class GroundSettings(BaseModel):
@@ -94,7 +89,7 @@ class GroundService:
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         self.app = create_app(self.board, fleet=fleet_router(
-            self.board, self.store, self.alerts, settings.dashboard))
+            self.board, self.store, self.alerts, settings.dashboard), http=settings.http)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
@@ -122,9 +117,8 @@ class GroundService:
 
     def serve_http(self) -> None:
         """Run the web server on a thread; `stop` ends it."""
-        config = uvicorn.Config(self.app, host=self.settings.http.host,
-                                port=self.settings.http.port, log_level="warning")
-        self.http = uvicorn.Server(config)
+        self.http = uvicorn.Server(server_config(self.app, self.settings.http,
+                                                 log_level="warning"))
         self._spawn(self.http.run, "http")
 
     def stop(self) -> None:

@@ -8,15 +8,21 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from ground.web.auth import (
     COOKIE,
+    DEVICE_COOKIE,
+    MAX_KEYS,
+    PER_ADDRESS,
     Auth,
     AuthSettings,
+    Failures,
     ScryptHash,
     User,
     hash_password,
@@ -33,7 +39,7 @@ from tests.test_fleet_pages import (
     csrf_of,
     login,
 )
-from tests.test_web_pages import VEHICLE
+from tests.test_web_pages import VEHICLE, LiveServer
 
 ALERT_ID = 1  # the fridge excursion's alert, the first the engine opens
 # (method, path, kind): every route of the dashboard but the login form
@@ -74,8 +80,6 @@ def anon(fleet: FleetScene) -> Iterator[TestClient]:
 
 
 def assert_refused(r: object, kind: str, where: str) -> None:
-    import httpx
-
     assert isinstance(r, httpx.Response)
     if kind == "page":
         assert r.status_code == 303, f"{where}: {r.status_code}"
@@ -317,3 +321,128 @@ def test_changing_a_password_ends_that_users_sessions(fleet: FleetScene) -> None
     removed = fleet.settings.model_copy(update={"users": [
         User(name=OTHER, password_hash=HASHES[OTHER])]})  # fmt: skip
     assert Auth(removed, fleet.wall).read(cookie) is None
+
+
+# --- guessing on the real server: by address (the peer's, or a trusted proxy's word) and
+# by account ---------------------------------------------------------------------------
+
+
+def guess(client: httpx.Client, name: str, password: str = "guess",
+          headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.post("/fleet/login", data={"name": name, "password": password},
+                       headers=headers, follow_redirects=False)  # fmt: skip
+
+
+def test_a_forged_forwarded_header_does_not_escape_the_address_limit(fleet: FleetScene) -> None:
+    with LiveServer(fleet.app()) as server, httpx.Client(base_url=server.url) as client:
+        # a new name and a new "address" on every guess: only the peer's address counts
+        codes = [guess(client, f"user{i}", headers={
+            "X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}",
+            "X-Real-IP": f"192.0.2.{i}"}).status_code for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 401, 429]
+        r = guess(client, USER, PASSWORD, headers={"X-Forwarded-For": "198.51.100.99"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_behind_a_trusted_proxy_a_strangers_guesses_do_not_lock_the_manager_out(
+        fleet: FleetScene) -> None:
+    # the proxy (here, the test on 127.0.0.1) appends the real peer to what the client sent
+    def through_proxy(client_ip: str, sent: str | None = None) -> dict[str, str]:
+        return {"X-Forwarded-For": f"{sent}, {client_ip}" if sent else client_ip}
+
+    with LiveServer(fleet.app(), trusted_proxies=["127.0.0.1"]) as server, \
+            httpx.Client(base_url=server.url) as client, \
+            httpx.Client(base_url=server.url) as manager:  # fmt: skip
+        stranger = "203.0.113.7"
+        codes = [guess(client, USER, headers=through_proxy(stranger, f"10.0.0.{i}")).status_code
+                 for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 401, 429], "a forged first hop escaped the limit"
+        # the manager, at the office, is not the stranger (nor a browser known before)
+        r = guess(manager, USER, PASSWORD, headers=through_proxy("198.51.100.2"))
+        assert r.status_code == 303
+        assert guess(client, USER, headers=through_proxy(stranger)).status_code == 429
+
+
+def test_many_addresses_on_one_account_get_a_short_wait_not_a_lockout(fleet: FleetScene) -> None:
+    with LiveServer(fleet.app(), trusted_proxies=["127.0.0.1"]) as server, \
+            httpx.Client(base_url=server.url) as client:  # fmt: skip
+        def from_(i: int) -> dict[str, str]:
+            return {"X-Forwarded-For": f"203.0.{i // 250}.{i % 250 + 1}"}
+
+        assert [guess(client, USER, headers=from_(i)).status_code for i in range(10)] == \
+            [401] * 10  # fmt: skip
+        # a botnet keeps guessing, each address once, as soon as it may
+        longest = 0
+        for i in range(10, 40):
+            r = guess(client, USER, headers=from_(i))
+            if r.status_code == 429:
+                wait = int(r.headers["retry-after"])
+                longest = max(longest, wait)
+                assert wait <= 60, "the account is locked for long"
+                fleet.wall.advance(wait)
+                r = guess(client, USER, headers=from_(i))
+            assert r.status_code == 401
+        assert longest == 60  # the wait grew to its cap
+        # the manager, from an address of their own: a minute at most, then in
+        r = guess(client, USER, PASSWORD, headers=from_(1000))
+        assert r.status_code == 429 and int(r.headers["retry-after"]) <= 60
+        fleet.wall.advance(60)
+        assert guess(client, USER, PASSWORD, headers=from_(1000)).status_code == 303
+        # other accounts were never slowed
+        assert guess(client, OTHER, OTHER_PASSWORD, headers=from_(1001)).status_code == 303
+
+
+def test_behind_a_proxy_that_names_no_client_the_managers_browser_still_gets_in(
+        fleet: FleetScene) -> None:
+    # no trusted proxy: every request is from 127.0.0.1, as through a proxy naming no client
+    with LiveServer(fleet.app()) as server, httpx.Client(base_url=server.url) as usual, \
+            httpx.Client(base_url=server.url) as stranger:  # fmt: skip
+        r = guess(usual, USER, PASSWORD)  # the manager's browser, some day before
+        assert r.status_code == 303
+        known = next(c for c in r.headers.get_list("set-cookie") if c.startswith(DEVICE_COOKIE))
+        assert "Path=/fleet/login" in known and "HttpOnly" in known
+        assert "SameSite=strict" in known and f"Max-Age={90 * 24 * 3600}" in known
+        token = usual.cookies.get(DEVICE_COOKIE, path="/fleet/login")
+        assert token and PASSWORD not in token
+        usual.cookies.delete(COOKIE, path="/fleet")  # logged out since
+        assert [guess(stranger, USER).status_code for _ in range(5)] == [401] * 4 + [429]
+        with httpx.Client(base_url=server.url) as new_browser:  # waits, as the stranger does
+            assert guess(new_browser, USER, PASSWORD).status_code == 429
+        assert guess(usual, USER, PASSWORD).status_code == 303  # the usual one does not
+        # the cookie is for that account's login only: not another account's, not a session
+        stranger.cookies.set(DEVICE_COOKIE, token, path="/fleet/login")
+        assert guess(stranger, OTHER, OTHER_PASSWORD).status_code == 429
+        stranger.cookies.set(COOKIE, token, path="/fleet")
+        assert stranger.get("/fleet/api/vehicles").status_code == 401
+        # and a copied cookie still guesses slowly: its own count, as an address's
+        assert [guess(stranger, USER).status_code for _ in range(5)] == [401] * 4 + [429]
+
+
+def test_a_known_browser_cookie_ends_with_its_time_or_the_password(fleet: FleetScene) -> None:
+    auth = Auth(fleet.settings, fleet.wall)
+    token = auth.browser_token(USER)
+    assert auth.known_browser(token, USER) is not None
+    assert auth.known_browser(token, OTHER) is None
+    assert auth.known_browser(token.replace(USER, OTHER, 1), OTHER) is None  # signed
+    assert auth.read(token) is None and auth.read(token + ".x") is None
+    changed = fleet.settings.model_copy(update={"users": [
+        User(name=USER, password_hash=hash_password("a new one!"))]})  # fmt: skip
+    assert Auth(changed, fleet.wall).known_browser(token, USER) is None
+    fleet.wall.advance(89 * 24 * 3600)
+    assert auth.known_browser(token, USER) is not None
+    fleet.wall.advance(2 * 24 * 3600)
+    assert auth.known_browser(token, USER) is None
+
+
+def test_a_flood_of_addresses_or_names_stays_bounded(fleet: FleetScene) -> None:
+    failures = Failures(PER_ADDRESS, fleet.wall)
+    for i in range(3 * MAX_KEYS):
+        fleet.wall.advance(0.001)
+        failures.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        assert len(failures._failures) <= MAX_KEYS
+    # the oldest records went; the recent are still counted
+    for _ in range(3):
+        failures.failed("10.0.0.1")  # one of the first: its earlier failure is gone
+        failures.failed("10.0.117.47")  # the last of the flood
+    assert failures.wait("10.0.0.1") == timedelta(0)
+    assert failures.wait("10.0.117.47") == PER_ADDRESS.wait(4)

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.test_fleet_pages import PASSWORD, USER, FleetScene
-from tests.test_web_browser import ARGS, CHROMIUM, SCREENSHOT_DIR, _wait, png_size
+from tests.test_web_browser import ARGS, CHROMIUM, SCREENSHOT_DIR, CspWatch, _wait, png_size
 from tests.test_web_pages import VEHICLE, LiveServer
 
 
@@ -36,15 +36,17 @@ def server(fleet: FleetScene) -> Iterator[LiveServer]:
         yield s
 
 
-def log_in(browser: Browser, url: str, width: int = 1280, height: int = 900) -> Page:
+def log_in(browser: Browser, url: str, width: int = 1280,
+           height: int = 900) -> tuple[Page, CspWatch]:
     page = browser.new_page(viewport={"width": width, "height": height}, locale="fr-FR")
+    csp = CspWatch(page)
     page.goto(f"{url}/fleet/")
     expect(page).to_have_url(f"{url}/fleet/login?next=/fleet/")  # not logged in yet
     page.fill("#name", USER)
     page.fill("#password", PASSWORD)
     page.click("form.login button[type=submit]")
     expect(page).to_have_url(f"{url}/fleet/")
-    return page
+    return page, csp
 
 
 def check_png(data: bytes, min_width: int, min_height: int = 300,
@@ -58,6 +60,7 @@ def check_png(data: bytes, min_width: int, min_height: int = 300,
 def test_login_list_live_update_and_vehicle_page(browser: Browser, server: LiveServer,
                                                   fleet: FleetScene) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    csp = CspWatch(page)
     try:
         # a wrong password first: an error, still on the login page
         page.goto(f"{server.url}/fleet/")
@@ -65,9 +68,10 @@ def test_login_list_live_update_and_vehicle_page(browser: Browser, server: LiveS
         page.fill("#password", "not it")
         page.click("form.login button[type=submit]")
         expect(page.locator("#login-error")).to_contain_text("mot de passe incorrect")
+        csp.assert_none()
         page.close()
 
-        page = log_in(browser, server.url)
+        page, csp = log_in(browser, server.url)
         assert page.evaluate("document.documentElement.lang") == "fr"
         card = page.locator(f"#vehicle-{VEHICLE}")
         expect(card.locator("h2 a")).to_have_text("Médicobus du Perche")
@@ -118,6 +122,10 @@ def test_login_list_live_update_and_vehicle_page(browser: Browser, server: LiveS
         fleet.reading("battery", {"soc_pct": 22.0, "voltage_v": 12.05})
         expect(page.locator('[data-f="battery"]')).to_have_class("tile tile-bad")
         expect(page.locator('[data-f="battery"] dd')).to_have_text("22 %, 12,05 V")
+        # and its charts: the panel is fetched again (at most every 15 s) and put in place
+        fleet.reading("fridge", {"temp_c": 11.5})
+        expect(page.locator("svg#chart-fridge desc")).to_contain_text(
+            "dernière valeur 11,5", timeout=25_000)
         assert page.evaluate("window.__noReload") == 2
 
         # logging out leaves nothing to see
@@ -126,6 +134,7 @@ def test_login_list_live_update_and_vehicle_page(browser: Browser, server: LiveS
         page.goto(f"{server.url}/fleet/vehicles/{VEHICLE}")
         expect(page).to_have_url(
             f"{server.url}/fleet/login?next=/fleet/vehicles/{VEHICLE}")
+        csp.assert_none()  # live tiles, charts, panel and forms all kept to the CSP
     finally:
         page.close()
     assert _wait(lambda: fleet.listeners() == 0), "the stream was not closed with the page"
@@ -136,7 +145,7 @@ def test_tablet_width_has_no_horizontal_scroll(browser: Browser, server: LiveSer
     fleet.fridge_excursion(minutes=12)
     fleet.reading("engine", {"coolant_c": 92.0, "rpm": 900}, codes=["P0301", "P1234"])
     for width, height in ((768, 1024), (1024, 768)):
-        page = log_in(browser, server.url, width, height)
+        page, csp = log_in(browser, server.url, width, height)
         try:
             for path in ("/fleet/", f"/fleet/vehicles/{VEHICLE}"):
                 page.goto(server.url + path)
@@ -150,5 +159,6 @@ def test_tablet_width_has_no_horizontal_scroll(browser: Browser, server: LiveSer
                 shot = page.screenshot(path=str(SCREENSHOT_DIR / "fleet-vehicle-tablet.png"),
                                        full_page=True)  # fmt: skip
                 assert png_size(shot)[0] == 768
+            csp.assert_none()
         finally:
             page.close()

@@ -51,15 +51,41 @@ def png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def open_page(browser: Browser, url: str, width: int, height: int) -> Page:
+class CspWatch:
+    """What a page's Content-Security-Policy blocked, and its script errors, across
+    navigations: the browser's securitypolicyviolation events (listened to by a script
+    Playwright adds before the page's own, outside the CSP) and its console reports."""
+
+    LISTEN = """document.addEventListener("securitypolicyviolation", function (e) {
+        window.__cspReport(e.effectiveDirective + " blocked " + (e.blockedURI || "inline")
+                           + " in " + e.documentURI);
+    });"""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[str] = []
+        page.expose_function("__cspReport", self._report)
+        page.add_init_script(self.LISTEN)
+        page.on("console", lambda m: self.seen.append(m.text) if m.type == "error" and
+                "Content Security Policy" in m.text else None)  # fmt: skip
+        page.on("pageerror", lambda e: self.seen.append(f"script error: {e}"))
+
+    def _report(self, text: str) -> None:
+        self.seen.append(text)
+
+    def assert_none(self) -> None:
+        assert self.seen == [], self.seen
+
+
+def open_page(browser: Browser, url: str, width: int, height: int) -> tuple[Page, CspWatch]:
     page = browser.new_page(viewport={"width": width, "height": height}, locale="fr-FR")
+    watch = CspWatch(page)
     page.goto(url)
-    return page
+    return page, watch
 
 
 def test_commune_page_updates_live(browser: Browser, server: LiveServer, scene: Scene,
                                    tmp_path: Path) -> None:
-    page = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
+    page, csp = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
     try:
         assert page.evaluate("document.documentElement.lang") == "fr"
         expect(page.locator("h1")).to_have_text("Médicobus à Nocé")
@@ -99,6 +125,7 @@ def test_commune_page_updates_live(browser: Browser, server: LiveServer, scene: 
         assert width >= 1000 and height >= 600
         assert len(shot) > 20_000, "a near-empty screenshot"
         assert len(set(shot[100:])) > 200  # not a flat image
+        csp.assert_none()  # the live page worked under the CSP, nothing refused
     finally:
         page.close()
     assert _wait(lambda: scene.listeners() == 0), "the stream was not closed with the page"
@@ -114,7 +141,7 @@ def test_live_texts_come_from_the_server(browser: Browser, server: LiveServer,
     for phrase in ("Arrivée", "Départ", "Arrivé à", "Reparti", "Liaison", "attente",
                    "mis à jour", "Motif", "morning", " min"):
         assert phrase not in code, phrase
-    page = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
+    page, csp = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
     try:
         assert _wait(lambda: scene.listeners() == 1), "the page opened no event stream"
         scene.driving_towards_noce(km=30)
@@ -139,6 +166,7 @@ def test_live_texts_come_from_the_server(browser: Browser, server: LiveServer,
         cells = page.locator("#upcoming-rows tr").evaluate_all(
             "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
         assert cells == [row["cells"] for row in event["page"]["rows"]]
+        csp.assert_none()
     finally:
         page.close()
 
@@ -147,7 +175,7 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: LiveServ
                                               scene: Scene) -> None:
     scene.driving_towards_noce(km=30)
     for path in (f"/communes/{NOCE}", "/", "/communes/00000"):
-        page = open_page(browser, server.url + path, 375, 740)
+        page, csp = open_page(browser, server.url + path, 375, 740)
         try:
             page.wait_for_load_state("load")
             overflow = page.evaluate(
@@ -162,6 +190,7 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: LiveServ
                 shot = page.screenshot(path=str(SCREENSHOT_DIR / "commune-phone.png"),
                                        full_page=True)  # fmt: skip
                 assert png_size(shot)[0] == 375
+            csp.assert_none()
         finally:
             page.close()
 
@@ -177,6 +206,30 @@ def test_page_works_without_javascript(browser: Browser, server: LiveServer) -> 
         assert 'http-equiv="refresh"' in refresh and 'content="60"' in refresh
     finally:
         context.close()
+
+
+def test_every_public_page_keeps_to_its_csp(browser: Browser, server: LiveServer) -> None:
+    page, csp = open_page(browser, f"{server.url}/", 1024, 900)
+    try:
+        for path in ("/", f"/communes/{NOCE}", "/communes/00000", "/api"):
+            page.goto(server.url + path)
+            page.wait_for_load_state("load")
+            assert page.evaluate("getComputedStyle(document.body).fontSize") == "18px", \
+                f"{path}: the stylesheet was not applied"  # fmt: skip
+        csp.assert_none()
+        # the watch does see what the CSP refuses: an injected inline script and style
+        page.evaluate("""() => {
+            var s = document.createElement("script");
+            s.textContent = "window.__ran = 1";
+            document.body.appendChild(s);
+            document.body.setAttribute("style", "font-size: 40px");
+        }""")
+        assert _wait(lambda: len(csp.seen) >= 2), csp.seen
+        assert page.evaluate("window.__ran") is None, "an inline script ran"
+        assert page.evaluate("getComputedStyle(document.body).fontSize") == "18px"
+        assert any("script-src" in s for s in csp.seen), csp.seen
+    finally:
+        page.close()
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -24,6 +24,7 @@ from ground.fleet import Cancellation, Fleet, load_fleet
 from ground.state import LiveState
 from ground.web.app import create_app
 from ground.web.public.calendar import ics_escape, ics_fold
+from ground.web.server import HttpSettings, server_config
 from medicobus import contract
 from medicobus.geo import distance_m
 from tests.brokers import free_port, wait_for_port
@@ -92,13 +93,16 @@ class Scene:
 
 
 class LiveServer:
-    """The app under a real uvicorn, in a thread, on a free port."""
+    """The app under a real uvicorn, in a thread, on a free port, configured as the ground
+    service configures it (`trusted_proxies`: whose X-Forwarded-For is believed)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, trusted_proxies: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=1, lifespan="off")  # fmt: skip
+        http = HttpSettings(host="127.0.0.1", port=self.port,
+                            trusted_proxies=trusted_proxies or [])  # type: ignore[arg-type]
+        config = server_config(app, http, log_level="warning", timeout_graceful_shutdown=1,
+                               lifespan="off")  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

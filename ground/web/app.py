@@ -2,26 +2,54 @@
 iCalendar) and, when configured, the fleet managers' room under /fleet, behind its login.
 
 Each room is a router of its own (`ground.web.public`, `ground.web.fleet`); this module
-only puts them together with the static files and the French "page not found".
+only puts them together with the static files, the API's documentation page, the French
+"page not found", the security headers (`ground.web.headers`) and the request body limit.
+
+The API is documented by /openapi.json and by /api, a plain page made from it here.
+FastAPI's Swagger UI (/docs) and ReDoc are off: they load their scripts from a CDN, and
+serving them ourselves would mean npm in the setup and a megabyte of vendored JavaScript
+with an inline start-up script, for three GET endpoints that a page lists as well.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
+from ground.web.headers import SecurityHeaders
 from ground.web.public.routes import REFRESH_S, TEMPLATES, Board, public_router, public_templates
+from ground.web.server import HttpSettings
 from medicobus.clock import Clock, SystemClock
 
 
+class GroundApp(FastAPI):
+    """FastAPI with the security headers outside everything, even its server-error page
+    and its body limit's 413 (user middleware would sit inside those)."""
+
+    def __init__(self, *, hsts: bool, **kwargs: Any) -> None:
+        self.hsts = hsts
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
+
+
 def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S,
-               fleet: APIRouter | None = None) -> FastAPI:
+               fleet: APIRouter | None = None, http: HttpSettings | None = None) -> FastAPI:
     """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
-    its own login) under /fleet."""
+    its own login) under /fleet. `http`: the headers and body limit (default settings)."""
     clock = clock or getattr(board, "clock", None) or SystemClock()
-    app = FastAPI(
+    http = http or HttpSettings()
+    app = GroundApp(
+        hsts=http.hsts,
+        max_body_size=http.max_body_bytes,
+        docs_url=None,
+        redoc_url=None,
         title="Médicobus",
         description="Passages et heures d'arrivée estimées du médicobus, par commune. "
         "Live visits and ETAs of the médicobus, per commune. No patient data.",
@@ -39,6 +67,10 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
             return templates.TemplateResponse(request, "404.html", {}, status_code=404)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))  # fmt: skip
+
+    @app.get("/api", response_class=HTMLResponse, include_in_schema=False)
+    def api_page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "api.html", {"spec": app.openapi()})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -15,9 +15,18 @@ session cookies that expire, and a slowdown for password guessing.
   (tried) needs a per-user salt for the password fingerprint, a second parse to find the
   user, and a dependency, for no fewer lines; and the CSRF token stays a plain HMAC.
 - The CSRF token of a session is derived from its nonce: one per session, never stored.
-- Failed logins are counted per client address: after a few, that address must wait,
-  the wait doubling with each further failure (15 min at most). Unknown users cost the
-  same scrypt as known ones, and comparisons are constant-time, so timing tells nothing.
+- Failed logins are counted per client address and per account name. After a few, that
+  address must wait, the wait doubling with each further failure (15 min at most): one
+  guesser is soon down to four tries an hour. Guessers on many addresses are held by the
+  account's count, with a short wait (a minute at most), so that a stranger cannot lock
+  the manager out for long. The address is the TCP peer's, or the one a trusted reverse
+  proxy forwards (`ground.web.server`): a forged X-Forwarded-For changes nothing. Names
+  are counted whether they exist or not (the answers do not tell which). A browser that
+  logged in to an account holds a signed "known browser" cookie for it (90 days, sent to
+  the login only, as OWASP's device cookies): its attempts on that account are counted
+  on their own, so a stranger's failures, even from the same address (a proxy that names
+  no client), never hold the manager's usual browser. Unknown users cost the same scrypt
+  as known ones, and comparisons are constant-time, so timing tells nothing.
 """
 
 from __future__ import annotations
@@ -40,12 +49,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from medicobus.clock import Clock, SystemClock
 
 COOKIE = "medicobus_fleet"
+DEVICE_COOKIE = "medicobus_browser"  # "this browser logged in to this account before"
+DEVICE_LIFETIME = timedelta(days=90)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms per hash on a Pi-class CPU
 SALT_BYTES, KEY_BYTES = 16, 32
 MAX_N = 2**20  # refuse absurd parameters that would exhaust memory at login
-FREE_FAILURES = 3  # typos are human: the first few failures cost nothing, then 2 s, 4 s…
-MAX_LOCK = timedelta(minutes=15)
-FAILURE_MEMORY = timedelta(hours=1)  # an address's failures are forgotten after this
+FAILURE_MEMORY = timedelta(hours=1)  # failures are forgotten this long after the last
+MAX_KEYS = 10_000  # a flood of addresses or names must not eat memory
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -152,6 +162,64 @@ class AuthSettings(BaseModel):
         return secrets.token_bytes(32)
 
 
+# --- guessing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """After `free` failures, each further attempt waits 2 s, 4 s, 8 s… at most `longest`."""
+
+    free: int
+    longest: timedelta
+
+    def wait(self, failures: int) -> timedelta:
+        if failures <= self.free:
+            return timedelta(0)
+        return min(self.longest, timedelta(seconds=2 ** min(failures - self.free, 30)))
+
+
+# Typos are human: an address's first three failures cost nothing.
+PER_ADDRESS = Backoff(free=3, longest=timedelta(minutes=15))
+# More room (several managers behind one office's address make typos too), a short wait.
+PER_ACCOUNT = Backoff(free=10, longest=timedelta(minutes=1))
+
+
+class Failures:
+    """Failed logins counted by key (an address, an account name), forgotten an hour after
+    the last one or at a success."""
+
+    def __init__(self, backoff: Backoff, clock: Clock) -> None:
+        self.backoff = backoff
+        self.clock = clock
+        self._failures: dict[str, tuple[int, datetime]] = {}  # key -> (count, last)
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> timedelta:
+        """How long `key` must still wait before its next attempt (zero: go ahead)."""
+        now = self.clock.now()
+        with self._lock:
+            count, last = self._failures.get(key, (0, now))
+            if now - last > FAILURE_MEMORY:
+                self._failures.pop(key, None)
+                return timedelta(0)
+            return max(timedelta(0), last + self.backoff.wait(count) - now)
+
+    def failed(self, key: str) -> None:
+        now = self.clock.now()
+        with self._lock:
+            count, last = self._failures.get(key, (0, now))
+            if now - last > FAILURE_MEMORY:
+                count = 0
+            self._failures[key] = (count + 1, now)
+            if len(self._failures) > MAX_KEYS:  # keep the most recent half
+                kept = sorted(self._failures.items(), key=lambda item: item[1][1])
+                self._failures = dict(kept[-(MAX_KEYS // 2):])
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
 # --- sessions ------------------------------------------------------------------------------
 
 
@@ -179,7 +247,9 @@ class Auth:
         self.idle = timedelta(minutes=settings.idle_minutes)
         self.absolute = timedelta(hours=settings.absolute_hours)
         self._revoked: dict[str, datetime] = {}  # nonce -> when it would expire anyway
-        self._failures: dict[str, tuple[int, datetime]] = {}  # address -> (count, last)
+        self._by_address = Failures(PER_ADDRESS, self.clock)
+        self._by_account = Failures(PER_ACCOUNT, self.clock)
+        self._by_device = Failures(PER_ADDRESS, self.clock)  # a known browser: as an address
         self._lock = threading.Lock()
 
     # -- passwords and guessing ---------------------------------------------------------
@@ -189,40 +259,61 @@ class Auth:
         ok = (stored or self._dummy).verify(password)
         return ok and stored is not None
 
-    def wait_before_login(self, address: str) -> timedelta:
-        """How long `address` must still wait before its next attempt (zero: go ahead)."""
-        now = self.clock.now()
-        with self._lock:
-            count, last = self._failures.get(address, (0, now))
-            if now - last > FAILURE_MEMORY:
-                self._failures.pop(address, None)
-                return timedelta(0)
-            if count <= FREE_FAILURES:
-                return timedelta(0)
-            lock = min(MAX_LOCK, timedelta(seconds=2 ** (count - FREE_FAILURES)))
-            return max(timedelta(0), last + lock - now)
+    def wait_before_login(self, address: str, name: str, device: str | None = None
+                          ) -> timedelta:  # fmt: skip
+        """How long an attempt from `address` on account `name` must still wait (zero: go
+        ahead): the longer of the address's wait and the account's; from a known browser
+        of that account (`device`, see `known_browser`), that browser's own wait."""
+        if device is not None:
+            return self._by_device.wait(device)
+        return max(self._by_address.wait(address), self._by_account.wait(name))
 
-    def failed(self, address: str) -> None:
-        now = self.clock.now()
-        with self._lock:
-            count, last = self._failures.get(address, (0, now))
-            if now - last > FAILURE_MEMORY:
-                count = 0
-            self._failures[address] = (count + 1, now)
-            if len(self._failures) > 10_000:  # a flood of addresses must not eat memory
-                cutoff = now - FAILURE_MEMORY
-                self._failures = {a: f for a, f in self._failures.items() if f[1] > cutoff}
+    def failed(self, address: str, name: str, device: str | None = None) -> None:
+        if device is not None:
+            self._by_device.failed(device)
+            return
+        self._by_address.failed(address)
+        self._by_account.failed(name)
 
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
+    def succeeded(self, address: str, name: str, device: str | None = None) -> None:
+        if device is not None:  # says nothing of others' guesses from its address
+            self._by_device.forget(device)
+            return
+        self._by_address.forget(address)
+        self._by_account.forget(name)
+
+    def browser_token(self, user: str) -> str:
+        """The known-browser cookie of `user`, given at a successful login."""
+        issued, nonce = int(self.clock.now().timestamp()), secrets.token_urlsafe(16)
+        return f"{user}.{issued}.{nonce}.{self._mac(user, issued, issued, nonce, 'browser')}"
+
+    def known_browser(self, token: str | None, name: str) -> str | None:
+        """The browser's id if `token` is a valid, unexpired known-browser cookie of
+        account `name` (changing the password ends it), else None."""
+        if not token or len(token) > 512:
+            return None
+        parts = token.rsplit(".", 3)
+        if len(parts) != 4 or parts[0] != name or name not in self._users:
+            return None
+        user, issued_s, nonce, mac = parts
+        try:
+            issued = int(issued_s)
+        except ValueError:
+            return None
+        expected = self._mac(user, issued, issued, nonce, "browser")
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
+            return None
+        age = self.clock.now() - datetime.fromtimestamp(issued, self.clock.now().tzinfo)
+        return nonce if timedelta(0) <= age <= DEVICE_LIFETIME else None
 
     # -- cookies ------------------------------------------------------------------------
 
-    def _mac(self, user: str, issued: int, last: int, nonce: str) -> str:
+    def _mac(self, user: str, issued: int, last: int, nonce: str, purpose: str = "") -> str:
+        # `purpose` keeps a known-browser cookie from ever passing for a session's.
         stored = self._users.get(user)
         fingerprint = stored.key if stored else b""
-        msg = f"{user}.{issued}.{last}.{nonce}".encode() + b"." + fingerprint
+        prefix = f"{purpose}:".encode() if purpose else b""  # ":" is in no user name
+        msg = prefix + f"{user}.{issued}.{last}.{nonce}".encode() + b"." + fingerprint
         return base64.urlsafe_b64encode(
             hmac.new(self._secret, msg, hashlib.sha256).digest()).decode().rstrip("=")
 

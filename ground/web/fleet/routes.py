@@ -93,8 +93,11 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
             return finish(request, JSONResponse({"detail": "cross-site request"}, 403))
         data = await form(request)
         target = safe_next(data.get("next"))
+        name, password = data.get("name", "")[:64], data.get("password", "")[:1024]
+        # The peer, or the client a trusted proxy names (uvicorn, `ground.web.server`).
         address = request.client.host if request.client else "?"
-        wait = auth.wait_before_login(address)
+        browser = guard.browser_of(request, name)
+        wait = auth.wait_before_login(address, name, browser)
         if wait > timedelta(0):
             seconds = math.ceil(wait.total_seconds())
             response = page(request, "fleet_login.html", None, status_code=429, next=target,
@@ -102,17 +105,18 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                                   f"· Too many attempts: try again in {seconds} s.")  # fmt: skip
             response.headers["Retry-After"] = str(seconds)
             return response
-        name, password = data.get("name", "")[:64], data.get("password", "")[:1024]
         # scrypt takes tens of milliseconds: off the event loop.
         if not await run_in_threadpool(auth.check_password, name, password):
-            auth.failed(address)
+            auth.failed(address, name, browser)
             return page(request, "fleet_login.html", None, status_code=401, next=target,
                         error="Identifiant ou mot de passe incorrect. "
                               "· Wrong user name or password.")  # fmt: skip
-        auth.succeeded(address)
+        auth.succeeded(address, name, browser)
         session = auth.read(auth.issue(name))
         assert session is not None
-        return finish(request, RedirectResponse(target, 303), session)
+        response = finish(request, RedirectResponse(target, 303), session)
+        guard.remember_browser(request, response, name)
+        return response
 
     @router.post("/logout")
     async def logout(request: Request, session: Session = page_user) -> Response:

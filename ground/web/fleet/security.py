@@ -1,6 +1,7 @@
 """The dashboard's locks, around every route: who is logged in (the session cookie of
-`ground.web.auth`), what private pages send back (never cached, never framed), and which
-requests are refused (another site's form posts, forged CSRF tokens, redirects away)."""
+`ground.web.auth`), what private pages send back (never cached; the headers against
+framing and sniffing are every page's, `ground.web.headers`), and which requests are
+refused (another site's form posts, forged CSRF tokens, redirects away)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
-from ground.web.auth import COOKIE, Auth, AuthSettings, Session
-
-MAX_FORM = 8192  # bytes: the dashboard's forms are a few fields
+from ground.web.auth import COOKIE, DEVICE_COOKIE, DEVICE_LIFETIME, Auth, AuthSettings, Session
 
 
 def safe_next(target: str | None) -> str:
@@ -33,10 +32,9 @@ def same_origin(request: Request) -> bool:
 
 
 async def form(request: Request) -> dict[str, str]:
-    # Parsed here: a urlencoded form needs no python-multipart dependency.
+    # Parsed here: a urlencoded form needs no python-multipart dependency. The app's body
+    # limit (`HttpSettings.max_body_bytes`) has already refused a large one with 413.
     body = await request.body()
-    if len(body) > MAX_FORM:
-        return {}
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
 
@@ -54,12 +52,9 @@ class Guard:
 
     def finish(self, request: Request, response: Response, session: Session | None = None,
                touch: bool = True) -> Response:
-        """Private pages: never cached (not even the back button after logout), never
-        framed; the session's idle timer restarts on what a person did (not the stream)."""
+        """Private pages: never cached (not even the back button after logout); the
+        session's idle timer restarts on what a person did (not the stream)."""
         response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
         if session is not None and touch:
             response.set_cookie(COOKIE, self.auth.refresh(session),
                                 max_age=self.auth.max_age(session), path="/fleet",
@@ -71,6 +66,17 @@ class Guard:
         """The browser drops the session's cookie (at logout)."""
         response.delete_cookie(COOKIE, path="/fleet", secure=self._secure(request),
                                httponly=True, samesite="strict")  # fmt: skip
+
+    def remember_browser(self, request: Request, response: Response, user: str) -> None:
+        """At a login: this browser is now a known one of `user` (sent to the login only)."""
+        response.set_cookie(DEVICE_COOKIE, self.auth.browser_token(user),
+                            max_age=int(DEVICE_LIFETIME.total_seconds()), path="/fleet/login",
+                            secure=self._secure(request), httponly=True,
+                            samesite="strict")  # fmt: skip
+
+    def browser_of(self, request: Request, name: str) -> str | None:
+        """The id of this browser if it is a known one of account `name`."""
+        return self.auth.known_browser(request.cookies.get(DEVICE_COOKIE), name)
 
     def session_of(self, request: Request) -> Session | None:
         return self.auth.read(request.cookies.get(COOKIE))
