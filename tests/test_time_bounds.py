@@ -97,6 +97,10 @@ def test_far_future_messages_are_set_aside_and_break_nothing(g: Ground,
     for path in ("/", f"/communes/{NOCE}", "/api/v1/stops", f"/api/v1/stops/{NOCE}",
                  f"/api/v1/stops/{NOCE}/calendar.ics", "/fleet/", f"/fleet/vehicles/{VEHICLE}"):
         assert http.get(path).status_code == 200, path
+    # The manager is told whose clock is off, and by how much.
+    page = http.get(f"/fleet/vehicles/{VEHICLE}").text
+    assert "Horloge du bus décalée : 3 message(s) mis de côté (le dernier en avance de 73" \
+        in page, page
     # Ranges no UTC time can hold are refused with a reason, not a 500.
     for query in ("from=0001-01-01&to=0001-01-02", "from=9999-12-30&to=9999-12-31",
                   "from=0001-01-01"):

@@ -57,6 +57,16 @@ class CodeOut(BaseModel):
     since: datetime
 
 
+class DataQualityOut(BaseModel):
+    """What the ground set aside of this bus's data rather than believe it."""
+
+    off_clock: int  # messages dated outside the ground's time window
+    off_clock_last_s: float | None  # the last one's time minus its receipt, in seconds
+    held_back: int  # positions implying an impossible speed, held back
+    text_fr: str
+    text_en: str
+
+
 class AlertOut(BaseModel):
     id: int
     vehicle: str
@@ -95,3 +105,4 @@ class VehicleDetailOut(VehicleOut):
     open_alerts: list[AlertOut]
     alert_history: list[AlertOut]
     codes: list[CodeOut]
+    data_quality: DataQualityOut

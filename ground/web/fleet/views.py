@@ -11,6 +11,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from babel.dates import format_timedelta
+
 from ground.alerts import limits
 from ground.board import Board
 from ground.eta import Forecast
@@ -21,6 +23,7 @@ from ground.web.fleet.dtc import meaning
 from ground.web.fleet.models import (
     AlertOut,
     CodeOut,
+    DataQualityOut,
     Display,
     Measure,
     PositionOut,
@@ -106,7 +109,31 @@ class Dashboard:
             alert_history=sorted((self.alert_out(a) for a in history),
                                  key=lambda a: a.opened_at, reverse=True),  # fmt: skip
             codes=self.codes(vehicle),
+            data_quality=self.data_quality(vehicle),
         )
+
+    def data_quality(self, vehicle: str) -> DataQualityOut:
+        s = self.board.state.get(vehicle)
+        off = None if s.off_clock_last is None else s.off_clock_last[1]
+        fr, en = [], []
+        if s.off_clock:
+            ahead = off is not None and off > timedelta(0)
+            span_fr = span_en = ""
+            if off is not None:  # a single unit says enough of a clock that is wrong
+                span_fr = " de " + format_timedelta(abs(off), locale="fr")
+                span_en = " by " + format_timedelta(abs(off), locale="en")
+            fr.append(f"Horloge du bus décalée : {number(s.off_clock, 0)} message(s) mis de "
+                      f"côté (le dernier {'en avance' if ahead else 'en retard'}{span_fr}).")
+            en.append(f"Bus clock off: {s.off_clock} message(s) set aside (the last "
+                      f"{'ahead' if ahead else 'behind'}{span_en}).")
+        if s.held_back_count:
+            fr.append(f"{number(s.held_back_count, 0)} position(s) invraisemblable(s) "
+                      "retenue(s) : un saut impossible depuis la précédente.")
+            en.append(f"{s.held_back_count} implausible position(s) held back.")
+        return DataQualityOut(
+            off_clock=s.off_clock, off_clock_last_s=None if off is None else off.total_seconds(),
+            held_back=s.held_back_count, text_fr=" ".join(fr) or "Rien de mis de côté.",
+            text_en=" ".join(en) or "Nothing set aside.")
 
     def _open_alerts(self, vehicle: str) -> list[AlertLike]:
         if self.alerts is None:
