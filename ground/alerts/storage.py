@@ -8,9 +8,10 @@ write waits for the other's (busy timeout) instead of sharing a lock across modu
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,10 +94,13 @@ class AlertStorage:
         return self._select("closed_at IS NULL AND vehicle = ? ORDER BY opened_at, id",
                             [vehicle])
 
-    def open_by_rule(self) -> dict[tuple[str, str], dict[str, Alert]]:
-        """Every open alert (few, at any time): (vehicle, rule) -> key -> alert."""
+    def open_by_rule(self, vehicles: Set[str]) -> dict[tuple[str, str], dict[str, Alert]]:
+        """The open alerts of these vehicles (few: the rules bound them), by (vehicle,
+        rule) then key."""
         found: dict[tuple[str, str], dict[str, Alert]] = {}
-        for alert in self.open_alerts():
+        for alert in self._select("closed_at IS NULL AND vehicle IN "
+                                  "(SELECT value FROM json_each(?))",
+                                  [json.dumps(sorted(vehicles))]):
             found.setdefault((alert.vehicle, alert.rule), {})[alert.key] = alert
         return found
 
