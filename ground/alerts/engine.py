@@ -106,9 +106,10 @@ class AlertEngine:
     def open_alerts(self, vehicle: str | None = None) -> list[Alert]:
         return self.storage.open_alerts(vehicle)
 
-    def history(self, vehicle: str, since: datetime) -> list[Alert]:
-        """Alerts of the vehicle that were going at any time since `since`, newest first."""
-        return self.storage.history(vehicle, since)
+    def history(self, vehicle: str, since: datetime, limit: int | None = None) -> list[Alert]:
+        """Alerts of the vehicle that were going at any time since `since`, newest first;
+        the newest `limit` of them (None: all)."""
+        return self.storage.history(vehicle, since, limit)
 
     def get(self, alert_id: int) -> Alert:
         return self.storage.get(alert_id)

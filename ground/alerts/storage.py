@@ -104,11 +104,12 @@ class AlertStorage:
             found.setdefault((alert.vehicle, alert.rule), {})[alert.key] = alert
         return found
 
-    def history(self, vehicle: str, since: datetime) -> list[Alert]:
-        """Alerts of the vehicle that were going at any time since `since`, newest first."""
+    def history(self, vehicle: str, since: datetime, limit: int | None = None) -> list[Alert]:
+        """Alerts of the vehicle that were going at any time since `since`, newest first;
+        the newest `limit` of them (None: all)."""
         return self._select("vehicle = ? AND (closed_at IS NULL OR closed_at >= ? "
-                            "OR opened_at >= ?) ORDER BY opened_at DESC, id DESC",
-                            [vehicle, _iso(since), _iso(since)])
+                            "OR opened_at >= ?) ORDER BY opened_at DESC, id DESC LIMIT ?",
+                            [vehicle, _iso(since), _iso(since), -1 if limit is None else limit])
 
     def recorded(self, vehicle: str, rule: str, since: datetime) -> list[Alert]:
         """A rule's alerts (without key) going at or after `since`, oldest first."""
