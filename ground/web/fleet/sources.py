@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ground.alerts import Rule
+from ground.store import DeadLetterCounts, DeadLetterLimits
 
 
 class AlertLike(Protocol):
@@ -55,6 +56,9 @@ class SeriesSource(Protocol):
 
     def series(self, vehicle: str, sensor: str, quantity: str,
                since: datetime) -> list[tuple[datetime, float | None, str | None]]: ...
+    @property
+    def dead_letter_limits(self) -> DeadLetterLimits: ...
+    def dead_letter_counts(self) -> DeadLetterCounts: ...
 
 
 Sample = tuple[datetime, float | None, str | None]

@@ -130,6 +130,22 @@ class Dashboard:
             key=getattr(a, "key", ""),
         )  # fmt: skip
 
+    def dead_letters(self) -> Display:
+        """What the ground set aside of what the buses sent, for the fleet's page."""
+        kept, _, purged = self.store.dead_letter_counts()
+        if kept == 0 and purged == 0:
+            return Display(text="Aucun message inutilisable reçu des bus. "
+                                "· No unusable message received from the buses.", state="ok")
+        days = number(self.store.dead_letter_limits.keep_days, 0)
+        n, p = number(kept, 0), number(purged, 0)
+        kept_fr = "conservé" if kept < 2 else "conservés"  # French: 0 and 1 are singular
+        purged_fr = "effacé" if purged < 2 else "effacés"
+        return Display(
+            text=f"Messages des bus inutilisables, mis de côté pour analyse : {n} {kept_fr}, "
+                 f"{p} {purged_fr} (conservés {days} jours au plus). · Unusable messages from "
+                 f"the buses, set aside for analysis: {n} kept, {p} deleted (kept {days} "
+                 "days at most).", state="warn")  # fmt: skip
+
     def codes(self, vehicle: str) -> tuple[list[CodeOut], int]:
         """The first CODES_SHOWN codes set on the vehicle, by sensor, each once; and how
         many are set in all."""

@@ -1,11 +1,14 @@
-"""A bus flooding trouble codes, through the real ground service (real Mosquitto, pipeline,
-store, alert engine and uvicorn): ingest keeps its pace during and after the flood, one
-alert says how many codes are set, and the vehicle's page stays small."""
+"""A bus flooding the ground, through the real service (real Mosquitto, pipeline, store,
+alert engine and uvicorn): with trouble codes, ingest keeps its pace during and after the
+flood, one alert says how many codes are set and the vehicle's page stays small; with
+garbage, the dead letters stay within their limits and the fleet's page counts them."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -13,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from ground.service import GroundService, GroundSettings, HttpSettings
+from ground.store import DeadLetterLimits
 from medicobus import contract
 from medicobus.brokers import Mosquitto, free_port, wait_for_port
 from medicobus.mqtt import BrokerSettings, new_client
@@ -27,18 +31,38 @@ CANARY_S = 5.0
 PAGE_BYTES = 200_000  # a vehicle's page over a rural 4G link: well under a second
 
 
+Start = Callable[..., GroundService]
+
+
 @pytest.fixture
-def service(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GroundService]:
-    g = GroundService(GroundSettings(fleet=FLEET, database=tmp_path / "ground.db",
-                                     broker=BrokerSettings(port=mosquitto.port),
-                                     http=HttpSettings(port=free_port()),
-                                     dashboard=settings()), clock_at())  # fmt: skip
-    g.start()
-    wait_until(g.ingest.subscribed.is_set, what="the ground subscribed")
-    g.serve_http()
-    wait_for_port(g.settings.http.port)
-    yield g
-    g.stop()
+def ground(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Start]:
+    """Starts the ground service with its web server, settings as given."""
+    started: list[GroundService] = []
+
+    def start(**given: object) -> GroundService:
+        g = GroundService(GroundSettings(fleet=FLEET, database=tmp_path / "ground.db",
+                                         broker=BrokerSettings(port=mosquitto.port),
+                                         http=HttpSettings(port=free_port()),
+                                         dashboard=settings(), **given), clock_at())  # type: ignore[arg-type]
+        started.append(g)
+        g.start()
+        wait_until(g.ingest.subscribed.is_set, what="the ground subscribed")
+        g.serve_http()
+        wait_for_port(g.settings.http.port)
+        return g
+
+    yield start
+    for g in started:
+        g.stop()
+
+
+@contextmanager
+def logged_in(g: GroundService) -> Iterator[httpx.Client]:
+    """A fleet manager's HTTP client on the ground's web server."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{g.settings.http.port}", timeout=10) as web:
+        r = web.post("/fleet/login", data={"name": USER, "password": PASSWORD})
+        assert r.status_code == 303
+        yield web
 
 
 @pytest.fixture
@@ -75,11 +99,9 @@ def canary_seen_within(g: GroundService, bus: mqtt.Client, web: httpx.Client, i:
 
 
 def test_a_trouble_code_flood_keeps_ingest_pace_and_the_vehicle_page_small(
-        service: GroundService, bus: mqtt.Client) -> None:
-    g = service
-    with httpx.Client(base_url=f"http://127.0.0.1:{g.settings.http.port}", timeout=10) as web:
-        r = web.post("/fleet/login", data={"name": USER, "password": PASSWORD})
-        assert r.status_code == 303
+        ground: Start, bus: mqtt.Client) -> None:
+    g = ground()
+    with logged_in(g) as web:
         flood(g, bus)
         during = canary_seen_within(g, bus, web, 1)
         assert g.store.count("readings") == 200
@@ -97,3 +119,22 @@ def test_a_trouble_code_flood_keeps_ingest_pace_and_the_vehicle_page_small(
         assert len(page.content) < PAGE_BYTES, len(page.content)
         assert "nombreux codes défaut" in page.text
         assert "Et 9950 autres codes défaut, non affichés." in page.text
+
+
+def test_a_flood_of_garbage_stays_within_the_dead_letter_limits_and_is_counted(
+        ground: Start, bus: mqtt.Client) -> None:
+    g = ground(dead_letters=DeadLetterLimits(max_rows=100, max_mb=1.0))
+    with logged_in(g) as web:
+        assert "Aucun message inutilisable reçu des bus." in web.get("/fleet/").text
+        garbage = json.dumps({"kind": "position", "note": "x" * 20_000}).encode()  # 20 kB
+        for _ in range(300):  # 6 MB refused
+            bus.publish(POSITIONS, garbage, qos=1)
+        assert canary_seen_within(g, bus, web, 1) < CANARY_S
+        wait_until(lambda: sum(g.store.dead_letter_counts()[::2]) == 300,
+                   what="every refused message set aside or purged")  # fmt: skip
+        kept, size, purged = g.store.dead_letter_counts()
+        assert kept <= 100 and size <= 1_000_000 and kept + purged == 300
+        assert kept == 1_000_000 // len(garbage)  # the bytes bind first here: the newest 49
+        line = web.get("/fleet/").text
+        assert (f"Messages des bus inutilisables, mis de côté pour analyse : {kept} conservés, "
+                f"{purged} effacés (conservés 30 jours au plus).") in line
