@@ -6,6 +6,7 @@ garbage, the dead letters stay within their limits and the fleet's page counts t
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -138,3 +139,22 @@ def test_a_flood_of_garbage_stays_within_the_dead_letter_limits_and_is_counted(
         line = web.get("/fleet/").text
         assert (f"Messages des bus inutilisables, mis de côté pour analyse : {kept} conservés, "
                 f"{purged} effacés (conservés 30 jours au plus).") in line
+
+
+def test_thousands_of_alerts_from_before_the_bound_leave_the_page_small(
+        ground: Start) -> None:
+    """A database from before the code rule was bounded: 3,000 code alerts open, 3,000 of
+    the week closed. The page lists the newest and says so; the tile counts them all."""
+    g = ground()
+    opened = g.clock.now()
+    rows = [(VEHICLE, "trouble_code", f"obd:P{i:05d}", f"nouveau code défaut P{i:05d}",
+             f"new trouble code P{i:05d}", "warning", opened.isoformat(),
+             None if i < 3000 else opened.isoformat()) for i in range(6000)]
+    with sqlite3.connect(g.settings.database) as db:
+        db.executemany("INSERT INTO alerts (vehicle, rule, key, title_fr, title_en, severity, "
+                       "opened_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    with logged_in(g) as web:
+        page = web.get(f"/fleet/vehicles/{VEHICLE}")
+        assert len(page.content) < PAGE_BYTES, len(page.content)
+        assert "Seules les alertes les plus récentes sont affichées." in page.text
+        assert "3000 alertes ouvertes (avertissement)" in page.text

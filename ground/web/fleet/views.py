@@ -108,10 +108,12 @@ class Dashboard:
         codes, codes_total = self.codes(vehicle)
         return VehicleDetailOut(
             **self._summary_fields(vehicle, opened),
-            open_alerts=[self.alert_out(a) for a in opened],
+            # The newest open ones: a database from before the rules were bounded may
+            # hold thousands (alerts_open counts them all).
+            open_alerts=[self.alert_out(a) for a in opened[-HISTORY_ROWS:]],
             alert_history=sorted((self.alert_out(a) for a in history[:HISTORY_ROWS]),
                                  key=lambda a: a.opened_at, reverse=True),  # fmt: skip
-            alert_history_more=len(history) > HISTORY_ROWS,
+            alert_history_more=len(history) > HISTORY_ROWS or len(opened) > HISTORY_ROWS,
             codes=codes, codes_total=codes_total,
         )
 
