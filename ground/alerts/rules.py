@@ -238,7 +238,7 @@ class NewCodeRule(_Rule):
     def judge(self, case: Case) -> list[Verdict]:
         judged = case.reports
         changed = sorted((sensor, ts, frozenset(codes))
-                         for sensor, (ts, codes) in case.state.codes.items()
+                         for sensor, (ts, codes) in tuple(case.state.codes.items())
                          if (self.sensors is None or sensor in self.sensors)
                          and (sensor not in judged or judged[sensor][0] != ts))
         if not changed:
