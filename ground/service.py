@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
 from ground.state import STALE_AFTER, LiveState
-from ground.store import Store
+from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
@@ -49,6 +50,7 @@ class GroundSettings(BaseModel):
     http: HttpSettings = HttpSettings()
     dashboard: AuthSettings = AuthSettings()  # the fleet managers' accounts
     alerts: AlertRules = DEFAULT_RULES
+    dead_letters: DeadLetterLimits = DeadLetterLimits()  # what was set aside: kept how long
     notify: NotifySettings = NotifySettings()
     influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
@@ -69,7 +71,7 @@ class GroundService:
         self.settings = settings
         self.clock = clock
         self.fleet = fleet or load_fleet(settings.fleet)
-        self.store = Store(settings.database)
+        self.store = Store(settings.database, clock, settings.dead_letters)
         self.state = LiveState()
         self.travel = TravelModel()
         self.board = Board(self.fleet, self.state, self.travel, clock,
@@ -147,7 +149,14 @@ class GroundService:
         self.plans.publish_appointments(self.store.appointments(today), again=True)
 
     def _daily(self) -> None:
+        purged_on: date | None = None
         while not self._stop.wait(2.0):
+            if purged_on != self.board.today():  # dead letters past their time, daily
+                try:
+                    self.store.purge_dead_letters()
+                    purged_on = self.board.today()
+                except sqlite3.Error:  # locked, disk: tried again at the next turn
+                    log.exception("dead letters could not be purged")
             if self.ingest.connected.is_set():
                 today = self.board.today()
                 if self.plans.published_for != today:  # a new day: yesterday's bookings go

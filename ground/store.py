@@ -2,21 +2,31 @@
 
 Each message is stored once, keyed by its id, so a message delivered twice (a resend after
 a lost acknowledgement, a backlog drained after live data) is recognised and skipped.
+
+Dead letters (what was set aside) are bounded: kept `keep_days`, and at most `max_rows`
+and `max_mb` of payloads, the oldest purged first, after each batch that adds some and
+once a day. A bus sending garbage cannot fill the disk.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from medicobus import contract
+from medicobus.clock import Clock, SystemClock
 from medicobus.storage import Database, Migrations, open_database, run_script
+
+log = logging.getLogger(__name__)
 
 Message = (contract.Position | contract.VisitEvent | contract.Status | contract.TicketEvent
            | contract.QueueState | contract.Reading)  # fmt: skip
@@ -36,6 +46,22 @@ class DeadLetter(NamedTuple):
     payload: bytes
     error: str
     received: datetime
+
+
+class DeadLetterLimits(BaseModel):
+    """How much of what was set aside is kept (`[dead_letters]` in the ground's config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    max_rows: Annotated[int, Field(ge=1)] = 10_000
+    max_mb: Annotated[float, Field(gt=0)] = 50.0  # of payloads
+
+
+class DeadLetterCounts(NamedTuple):
+    kept: int
+    kept_bytes: int
+    purged: int  # since the database was made
 
 
 # The store's tables; the alerts keep theirs in the same file under a set of their own.
@@ -127,9 +153,12 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, clock: Clock | None = None,
+                 dead_letters: DeadLetterLimits | None = None) -> None:
         # Acknowledged to the broker only after commit: the commit must be on disk.
         self.db = open_database(path, migrations, synchronous="FULL")
+        self.clock = clock or SystemClock()
+        self.dead_letter_limits = dead_letters or DeadLetterLimits()
         self._lock = threading.RLock()
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}
         self._inserts = {
@@ -158,11 +187,17 @@ class Store:
     @_locked
     def record(self, messages: list[tuple[Message, datetime]],
                dead: Sequence[DeadLetter] = ()) -> None:
-        """Store new messages (received when) and dead letters, in one transaction."""
+        """Store new messages (received when) and dead letters, in one transaction; then,
+        if there were dead letters, purge the oldest past the limits, in another."""
         try:
             self._record(messages, dead)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        if dead:
+            try:
+                self._purge_dead_letters()
+            except sqlite3.Error:  # the batch is stored: the next purge tries again
+                log.exception("dead letters could not be purged")
 
     def _record(self, messages: list[tuple[Message, datetime]],
                 dead: Sequence[DeadLetter]) -> None:
@@ -194,9 +229,42 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?)",
                     # The payload whole, to look at or replay: the broker's maximum packet
                     # size (1 MB in config/mosquitto) bounds it.
-                    [(d.received.isoformat(), d.topic[:512], d.error[:1000], len(d.payload),
+                    [(_utc(d.received), d.topic[:512], d.error[:1000], len(d.payload),
                       d.payload) for d in dead],
                 )  # fmt: skip
+
+    @_locked
+    def purge_dead_letters(self) -> int:
+        """Delete the dead letters past the limits, the oldest first; how many."""
+        return self._purge_dead_letters()
+
+    def _purge_dead_letters(self) -> int:
+        limits = self.dead_letter_limits
+        cutoff = _utc(self.clock.now() - timedelta(days=limits.keep_days))
+        with self.db.atomic():  # all or nothing; a write first, so the busy timeout applies
+            # julianday: letters stored before times were kept in UTC carry other offsets.
+            aged = self.db.execute("DELETE FROM dead_letters WHERE julianday(received) < "
+                                   "julianday(?)", [cutoff]).rowcount
+            over = self.db.execute("""
+                DELETE FROM dead_letters WHERE seq <= (
+                    SELECT seq FROM (
+                        SELECT seq, COUNT(*) OVER newest AS n, SUM(size) OVER newest AS b
+                        FROM dead_letters WINDOW newest AS (ORDER BY seq DESC))
+                    WHERE n > ? OR b > ? ORDER BY seq DESC LIMIT 1)""",
+                [limits.max_rows, int(limits.max_mb * 1_000_000)]).rowcount
+        if aged or over:
+            log.warning("dead letters purged: %d older than %g days, %d past the limits",
+                        aged, limits.keep_days, over)
+        return int(aged + over)
+
+    @_locked
+    def dead_letter_counts(self) -> DeadLetterCounts:
+        # Sequence numbers are never reused (AUTOINCREMENT) and only a purge deletes: the
+        # highest ever given, less what is kept, is what was purged.
+        kept, size, given = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE((SELECT seq FROM "
+            "sqlite_sequence WHERE name = 'dead_letters'), 0) FROM dead_letters").fetchone()
+        return DeadLetterCounts(int(kept), int(size), int(given) - int(kept))
 
     @_locked
     def count(self, table: str) -> int:

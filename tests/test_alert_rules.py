@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from ground.alerts import DEFAULT_RULES, AlertRules, ThresholdRule, limits
+from ground.alerts import DEFAULT_RULES, AlertRules, NewCodeRule, ThresholdRule, limits
 from medicobus.settings import ConfigError, parse_toml
 
 
@@ -75,3 +75,18 @@ def test_limits_are_the_first_threshold_rule_on_the_quantity_else_the_default() 
     # What breaches is what lies outside those limits.
     assert [battery.breach(v) for v in (39.9, 40.0, 41.0)] == [True, False, False]
     assert [coolant.breach(v) for v in (94.0, 95.0, 95.1)] == [False, False, True]
+
+
+def test_the_trouble_code_limit_is_configured_with_the_rule() -> None:
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        alerts: AlertRules = DEFAULT_RULES
+
+    rule = '[[alerts]]\nid = "dtc"\nkind = "new_code"\ntitle_fr = "code"\ntitle_en = "code"\n'
+    [codes] = parse_toml(rule + "max_codes = 3\n", Config, "ground.toml").alerts
+    assert isinstance(codes, NewCodeRule) and codes.max_codes == 3
+    assert (codes.many_title_fr, codes.many_title_en) == ("nombreux codes défaut",
+                                                          "many trouble codes")
+    assert next(r for r in DEFAULT_RULES if isinstance(r, NewCodeRule)).max_codes == 10
+    with pytest.raises(ConfigError, match=r"alerts\[0\]\.new_code\.max_codes"):
+        parse_toml(rule + "max_codes = 0\n", Config, "ground.toml")

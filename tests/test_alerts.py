@@ -5,6 +5,7 @@ restarts)."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -403,3 +404,74 @@ def test_no_gps_alert_for_a_bus_standing_still(fleet_ground: Ground) -> None:
         ground.at(m)
         ground.ingest(ground.reading("engine", speed_kmh=0.0, rpm=0.0))
     assert ground.alerts("no_gps") == []
+
+
+def flood(ground: Ground, sensors: int = 200, per: int = 50, first: int = 0) -> list[Alert]:
+    """`sensors` readings, each setting `per` codes of its own (a faulty adapter, a bus
+    sending garbage), ingested ten to a batch; every alert the batches opened or closed."""
+    readings = [ground.reading(f"obd{s:03d}", codes=[f"P{s:03d}{c:02d}" for c in range(per)],
+                               rpm=800.0)
+                for s in range(first, first + sensors)]  # fmt: skip
+    told: list[Alert] = []
+    for i in range(0, len(readings), 10):
+        told += ground.ingest(*readings[i : i + 10])
+    return told
+
+
+def test_a_flood_of_trouble_codes_opens_one_alert_that_says_how_many(ground: Ground) -> None:
+    [p0301] = ground.ingest(ground.reading("engine", codes=["P0301"], rpm=800.0))
+    ground.at(1)
+    told = flood(ground)
+    many = [a for a in told if a.key == ""]
+    assert len(many) == 1 and len(told) == 1  # not ten thousand
+    opened = many[0]
+    assert (opened.rule, opened.title_fr, opened.title_en, opened.unit) == (
+        "trouble_code", "nombreux codes défaut", "many trouble codes", "codes")
+    assert opened.value_at_open == 501  # the first batch: 10 readings of 50, and P0301
+    assert opened.opened_at == NINE + timedelta(minutes=1)
+    now_open = ground.engine.open_alerts(VEHICLE)
+    assert [a.key for a in now_open] == ["engine:P0301", ""]  # the real code keeps its own
+    assert now_open[1].last_value == 10_001  # every code set, counted once
+    assert ground.notes.events == [("opened", p0301.id), ("opened", opened.id)]
+    # The same flood reported again (a heartbeat): nothing new, and judging stays cheap.
+    ground.at(2)
+    assert flood(ground) == []
+    started = time.perf_counter()
+    for _ in range(100):
+        ground.engine.evaluate()
+    assert time.perf_counter() - started < 1.0
+    # A real code cleared during the flood still closes.
+    ground.at(3)
+    [closed] = ground.ingest(ground.reading("engine", codes=[], rpm=800.0))
+    assert closed.id == p0301.id and closed.closed_at == NINE + timedelta(minutes=3)
+
+
+def test_codes_back_within_the_limit_close_the_flood_and_get_their_own_alerts(
+        ground: Ground) -> None:
+    flood(ground, sensors=3, per=5)  # 15 codes: past the limit
+    [many] = ground.engine.open_alerts(VEHICLE)
+    ground.at(1)
+    told = ground.ingest(ground.reading("obd000", codes=[], rpm=800.0))  # 10 left: within
+    [closed] = [a for a in told if a.id == many.id]
+    assert closed.closed_at == NINE + timedelta(minutes=1) and closed.last_value == 10
+    assert sorted(a.key for a in told if a.is_open) == [
+        *(f"obd001:P001{c:02d}" for c in range(5)), *(f"obd002:P002{c:02d}" for c in range(5))]
+    ground.at(2)
+    told = ground.ingest(ground.reading("obd001", codes=["P00100", "P00100"], rpm=800.0))
+    assert sorted(a.key for a in told) == [f"obd001:P001{c:02d}" for c in range(1, 5)]
+    assert sorted(a.key for a in ground.engine.open_alerts(VEHICLE)) == [
+        "obd001:P00100", *(f"obd002:P002{c:02d}" for c in range(5))]  # a repeated code: one
+
+
+def test_a_restart_follows_the_code_alerts_on_record(tmp_path: Path) -> None:
+    ground = Ground(tmp_path, kinds={"new_code"})
+    ground.ingest(ground.reading("engine", codes=["P0301", "P0420"], rpm=800.0))
+    ground.at(1)
+    ground.restart()
+    ground.online()
+    # The same codes again: no second alert. One cleared: its alert closes.
+    assert ground.ingest(ground.reading("engine", codes=["P0301", "P0420"], rpm=800.0)) == []
+    ground.at(2)
+    [closed] = ground.ingest(ground.reading("engine", codes=["P0301"], rpm=800.0))
+    assert closed.key == "engine:P0420" and not closed.is_open
+    assert [a.key for a in ground.engine.open_alerts(VEHICLE)] == ["engine:P0301"]

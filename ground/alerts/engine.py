@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ground.alerts.rules import Case, Close, Open, Rule, Verdict
+from ground.alerts.rules import Case, Close, CodeReport, Open, Rule, Verdict
 from ground.alerts.storage import Alert, AlertStorage
 from ground.fleet import Fleet
 from ground.state import LiveState
@@ -58,6 +58,8 @@ class AlertEngine:
         self._dirty: dict[tuple[str, str], datetime] = {}
         # (vehicle, rule) -> what the rule keeps between judgments (see Case.memory).
         self._memory: dict[tuple[str, str], dict[str, datetime]] = {}
+        # (vehicle, rule) -> the code reports it judged last (see Case.reports).
+        self._reports: dict[tuple[str, str], dict[str, CodeReport]] = {}
         self._cursor: int | None = None  # rowid of the last sample noted
         self._saved_cursor_at: float | None = None
 
@@ -71,19 +73,24 @@ class AlertEngine:
         with self._lock:
             now = self.clock.now()
             self._collect_new_samples()
-            open_now = self.storage.open_by_rule()
+            open_now = self.storage.open_by_rule(chosen)
             for vehicle in sorted(chosen):
                 vs = self.state.get(vehicle)
                 hours = functools.partial(self._service_hours, vehicle, now)
                 for rule in self.rules:
                     key = (vehicle, rule.id)
                     case = Case(vehicle, vs, now, self.stale_after, open_now.get(key, {}),
-                                self._memory.setdefault(key, {}), self._dirty.pop(key, None),
+                                self._memory.setdefault(key, {}),
+                                self._reports.setdefault(key, {}), self._dirty.pop(key, None),
                                 self.storage, hours)
                     try:
                         changes.extend(self._record(vehicle, rule, rule.judge(case)))
                     except Exception:  # one broken rule must not silence the others
                         log.exception("alert rule %s failed for %s", rule.id, vehicle)
+                        # What it noted may not have been recorded: the next evaluation
+                        # judges the vehicle afresh, from the alerts on record.
+                        self._memory.pop(key, None)
+                        self._reports.pop(key, None)
         for event, alert in changes:
             self._notify(event, alert)
         latest: dict[int, Alert] = {a.id: a for _, a in changes}
@@ -99,9 +106,10 @@ class AlertEngine:
     def open_alerts(self, vehicle: str | None = None) -> list[Alert]:
         return self.storage.open_alerts(vehicle)
 
-    def history(self, vehicle: str, since: datetime) -> list[Alert]:
-        """Alerts of the vehicle that were going at any time since `since`, newest first."""
-        return self.storage.history(vehicle, since)
+    def history(self, vehicle: str, since: datetime, limit: int | None = None) -> list[Alert]:
+        """Alerts of the vehicle that were going at any time since `since`, newest first;
+        the newest `limit` of them (None: all)."""
+        return self.storage.history(vehicle, since, limit)
 
     def get(self, alert_id: int) -> Alert:
         return self.storage.get(alert_id)

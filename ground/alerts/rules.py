@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -31,6 +31,8 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 
 # -- what a rule is given, and what it answers ---------------------------------------------
 
+CodeReport = tuple[datetime, frozenset[str]]  # a sensor's codes as reported at that time
+
 
 @dataclass
 class Case:
@@ -42,6 +44,7 @@ class Case:
     stale_after: timedelta
     open: dict[str, Alert]  # the rule's open alerts on the vehicle, by key
     memory: dict[str, datetime]  # what the rule keeps of the vehicle between judgments
+    reports: dict[str, CodeReport]  # the code reports it judged last, by sensor
     stored_since: datetime | None  # the oldest of the rule's samples stored since then
     records: AlertStorage  # the stored series and the alerts recorded
     service_hours: Callable[[], tuple[datetime, datetime] | None]  # today's; None: no visit
@@ -217,28 +220,69 @@ class ThresholdRule(_Rule):
 
 class NewCodeRule(_Rule):
     """A code (OBD-II trouble code, battery alarm) reported that was not set before: one
-    alert per code, closed when the sensor reports its codes without it."""
+    alert per code, closed when the sensor reports its codes without it.
+
+    Bounded: past `max_codes` codes set on a vehicle at once (a faulty adapter, a bus
+    sending garbage), no more alerts of their own open; one alert without a code says how
+    many are set, and closes when they are back within the limit. Judged on what changed:
+    the sensors whose report is newer than the one judged last, their codes against the
+    ones they replace; a vehicle whose reports did not change costs one look per sensor."""
 
     kind: Literal["new_code"] = "new_code"
     sensors: list[str] | None = None  # None: every sensor that reports codes
+    max_codes: Annotated[int, Field(ge=1, le=1000)] = 10
+    many_title_fr: Annotated[str, Field(min_length=1, max_length=120)] = \
+        "nombreux codes défaut"
+    many_title_en: Annotated[str, Field(min_length=1, max_length=120)] = "many trouble codes"
 
     def judge(self, case: Case) -> list[Verdict]:
+        judged = case.reports
+        changed = sorted((sensor, ts, frozenset(codes))
+                         for sensor, (ts, codes) in tuple(case.state.codes.items())
+                         if (self.sensors is None or sensor in self.sensors)
+                         and (sensor not in judged or judged[sensor][0] != ts))
+        if not changed:
+            return []
         verdicts: list[Verdict] = []
-        for sensor, (ts, codes) in sorted(case.state.codes.items()):
-            if self.sensors is not None and sensor not in self.sensors:
-                continue
-            current = {f"{sensor}:{c}" for c in codes}
-            for code in sorted(set(codes)):
-                key = f"{sensor}:{code}"
-                if key not in case.open:
-                    verdicts.append(Open(key, f"{self.title_fr} {code}",
-                                         f"{self.title_en} {code}", "", ts, None, None))
-            for key, alert in case.open.items():
-                # Only codes opened at or before this report can be cleared by it: an
-                # older report arriving late must not close a newer code.
-                if key.startswith(f"{sensor}:") and key not in current \
-                        and alert.opened_at <= ts:
+        unjudged: dict[str, set[str]] | None = None  # open alerts by sensor, once needed
+        fresh: list[tuple[str, datetime, frozenset[str]]] = []
+        for sensor, ts, codes in changed:
+            if sensor in judged:
+                before: Set[str] = judged[sensor][1]
+            else:  # not judged since the engine started: the alerts recorded say
+                if unjudged is None:
+                    unjudged = {}
+                    for key in case.open:
+                        if key:
+                            name, _, code = key.partition(":")
+                            unjudged.setdefault(name, set()).add(code)
+                before = unjudged.get(sensor, set())
+            for code in sorted(before - codes):
+                alert = case.open.get(f"{sensor}:{code}")
+                # Only codes opened at or before this report can be cleared by it.
+                if alert is not None and alert.opened_at <= ts:
                     verdicts.append(Close(alert.id, ts, None))
+            fresh.append((sensor, ts, codes - before))
+            judged[sensor] = (ts, codes)
+        count = float(sum(len(codes) for _, codes in judged.values()))
+        at = max(ts for _, ts, _ in changed)
+        many = case.open.get("")
+        if count > self.max_codes:
+            if many is None:
+                verdicts.append(Open("", self.many_title_fr, self.many_title_en, "codes", at,
+                                     count, count))
+            elif many.last_value != count:
+                verdicts.append(Note(many.id, count))
+            return verdicts
+        if many is not None:
+            verdicts.append(Close(many.id, at, count))
+            # Back within the limit: the codes still set get the alerts they did not have.
+            fresh = [(s, ts, codes) for s, (ts, codes) in sorted(judged.items())]
+        for sensor, ts, codes in fresh:
+            for code in sorted(codes):
+                if f"{sensor}:{code}" not in case.open:
+                    verdicts.append(Open(f"{sensor}:{code}", f"{self.title_fr} {code}",
+                                         f"{self.title_en} {code}", "", ts, None, None))
         return verdicts
 
 

@@ -8,9 +8,10 @@ write waits for the other's (busy timeout) instead of sharing a lock across modu
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,18 +94,22 @@ class AlertStorage:
         return self._select("closed_at IS NULL AND vehicle = ? ORDER BY opened_at, id",
                             [vehicle])
 
-    def open_by_rule(self) -> dict[tuple[str, str], dict[str, Alert]]:
-        """Every open alert (few, at any time): (vehicle, rule) -> key -> alert."""
+    def open_by_rule(self, vehicles: Set[str]) -> dict[tuple[str, str], dict[str, Alert]]:
+        """The open alerts of these vehicles (few: the rules bound them), by (vehicle,
+        rule) then key."""
         found: dict[tuple[str, str], dict[str, Alert]] = {}
-        for alert in self.open_alerts():
+        for alert in self._select("closed_at IS NULL AND vehicle IN "
+                                  "(SELECT value FROM json_each(?))",
+                                  [json.dumps(sorted(vehicles))]):
             found.setdefault((alert.vehicle, alert.rule), {})[alert.key] = alert
         return found
 
-    def history(self, vehicle: str, since: datetime) -> list[Alert]:
-        """Alerts of the vehicle that were going at any time since `since`, newest first."""
+    def history(self, vehicle: str, since: datetime, limit: int | None = None) -> list[Alert]:
+        """Alerts of the vehicle that were going at any time since `since`, newest first;
+        the newest `limit` of them (None: all)."""
         return self._select("vehicle = ? AND (closed_at IS NULL OR closed_at >= ? "
-                            "OR opened_at >= ?) ORDER BY opened_at DESC, id DESC",
-                            [vehicle, _iso(since), _iso(since)])
+                            "OR opened_at >= ?) ORDER BY opened_at DESC, id DESC LIMIT ?",
+                            [vehicle, _iso(since), _iso(since), -1 if limit is None else limit])
 
     def recorded(self, vehicle: str, rule: str, since: datetime) -> list[Alert]:
         """A rule's alerts (without key) going at or after `since`, oldest first."""

@@ -103,6 +103,8 @@ class VehicleOut(BaseModel):
 
 class VehicleDetailOut(VehicleOut):
     open_alerts: list[AlertOut]
-    alert_history: list[AlertOut]
-    codes: list[CodeOut]
+    alert_history: list[AlertOut]  # the newest HISTORY_ROWS (views.py) of the last 7 days
+    alert_history_more: bool  # older ones left out (of the open ones too)
+    codes: list[CodeOut]  # the first CODES_SHOWN (views.py)
+    codes_total: int  # the codes set, all of them
     data_quality: DataQualityOut

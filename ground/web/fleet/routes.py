@@ -133,7 +133,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request, session: Session = page_user) -> Response:
         vehicles = [dash.summary(v) for v in dash.names]
-        return page(request, "fleet_index.html", session, vehicles=vehicles)
+        return page(request, "fleet_index.html", session, vehicles=vehicles,
+                    dead_letters=dash.dead_letters())
 
     @router.get("/vehicles/{vehicle}", response_class=HTMLResponse)
     def vehicle_page(request: Request, vehicle: str, session: Session = page_user) -> Response:

@@ -39,6 +39,10 @@ from medicobus.geo import distance_m
 
 OLD_READING = timedelta(minutes=30)  # an older last value is shown greyed, with its age
 HISTORY = timedelta(days=7)  # alert history shown on a vehicle's page
+# What a vehicle's page lists at most: a bus flooding codes or flapping alerts must not
+# make a page of megabytes (the rest is counted on the page).
+HISTORY_ROWS = 100
+CODES_SHOWN = 50
 SEVERITY_RANK = {"info": 1, "warning": 2, "major": 3, "critical": 4}
 SEVERITY_FR = {"info": "info", "warning": "avertissement", "major": "majeure",
                "critical": "critique"}  # fmt: skip
@@ -102,13 +106,18 @@ class Dashboard:
     def detail(self, vehicle: str) -> VehicleDetailOut:
         now = self.now()
         opened = self._open_alerts(vehicle)
-        history = [] if self.alerts is None else self.alerts.history(vehicle, now - HISTORY)
+        history = [] if self.alerts is None else \
+            self.alerts.history(vehicle, now - HISTORY, HISTORY_ROWS + 1)  # fmt: skip
+        codes, codes_total = self.codes(vehicle)
         return VehicleDetailOut(
             **self._summary_fields(vehicle, opened),
-            open_alerts=[self.alert_out(a) for a in opened],
-            alert_history=sorted((self.alert_out(a) for a in history),
+            # The newest open ones: a database from before the rules were bounded may
+            # hold thousands (alerts_open counts them all).
+            open_alerts=[self.alert_out(a) for a in opened[-HISTORY_ROWS:]],
+            alert_history=sorted((self.alert_out(a) for a in history[:HISTORY_ROWS]),
                                  key=lambda a: a.opened_at, reverse=True),  # fmt: skip
-            codes=self.codes(vehicle),
+            alert_history_more=len(history) > HISTORY_ROWS or len(opened) > HISTORY_ROWS,
+            codes=codes, codes_total=codes_total,
             data_quality=self.data_quality(vehicle),
         )
 
@@ -150,11 +159,32 @@ class Dashboard:
             key=getattr(a, "key", ""),
         )  # fmt: skip
 
-    def codes(self, vehicle: str) -> list[CodeOut]:
+    def dead_letters(self) -> Display:
+        """What the ground set aside of what the buses sent, for the fleet's page."""
+        kept, _, purged = self.store.dead_letter_counts()
+        if kept == 0 and purged == 0:
+            return Display(text="Aucun message inutilisable reçu des bus. "
+                                "· No unusable message received from the buses.", state="ok")
+        days = number(self.store.dead_letter_limits.keep_days, 0)
+        n, p = number(kept, 0), number(purged, 0)
+        kept_fr = "conservé" if kept < 2 else "conservés"  # French: 0 and 1 are singular
+        purged_fr = "effacé" if purged < 2 else "effacés"
+        return Display(
+            text=f"Messages des bus inutilisables, mis de côté pour analyse : {n} {kept_fr}, "
+                 f"{p} {purged_fr} (conservés {days} jours au plus). · Unusable messages from "
+                 f"the buses, set aside for analysis: {n} kept, {p} deleted (kept {days} "
+                 "days at most).", state="warn")  # fmt: skip
+
+    def codes(self, vehicle: str) -> tuple[list[CodeOut], int]:
+        """The first CODES_SHOWN codes set on the vehicle, by sensor, each once; and how
+        many are set in all."""
         s = self.board.state.get(vehicle)
-        out = []
+        out: list[CodeOut] = []
+        total = 0
         for sensor, (ts, codes) in sorted(s.codes.items()):
-            for code in codes:
+            unique = dict.fromkeys(codes)
+            total += len(unique)
+            for code in list(unique)[: CODES_SHOWN - len(out)]:
                 if sensor == "engine":
                     m = meaning(code)
                     fr, en, known = m.fr, m.en, m.known
@@ -162,7 +192,7 @@ class Dashboard:
                     fr, en, known = code.replace("_", " ").lower(), code, True
                 out.append(CodeOut(sensor=sensor, code=code, meaning_fr=fr, meaning_en=en,
                                    known=known, since=self.at(ts)))  # fmt: skip
-        return out
+        return out, total
 
     def current_stop(self, vehicle: str) -> StopNow | None:
         """Where the bus is consulting now, else where it goes next today."""
