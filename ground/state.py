@@ -47,7 +47,7 @@ class VehicleState:
     # A newer position too far from `position` to be true (medicobus.motion.too_fast) is held
     # back here; the next one that agrees with it confirms it, one that agrees with
     # `position` replaces it: one wild fix never reaches a page.
-    held_back: contract.Position | None = None
+    held_back: tuple[contract.Position, datetime] | None = None  # and its time, as position_at
     held_back_count: int = 0
     # (UTC time, speed) of the recent positions: plain tuples of untracked values, which the
     # garbage collector leaves alone (a thousand buses' models made its full passes pause
@@ -147,10 +147,13 @@ class LiveState:
 
 
 def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None:
+    # Judged on the times that order positions here (never later than received), so a
+    # bus whose fast clock was put right is not taken to have jumped back in time.
     newer = s.position_at is None or (at, p.ts) > s.position_at
-    wild = newer and s.position is not None and too_fast(_fix(s.position), _fix(p))
-    if wild and (s.held_back is None or too_fast(_fix(s.held_back), _fix(p))):
-        s.held_back = p
+    wild = newer and s.position is not None and s.position_at is not None \
+        and too_fast(_fix(s.position, s.position_at[0]), _fix(p, at))
+    if wild and (s.held_back is None or too_fast(_fix(*s.held_back), _fix(p, at))):
+        s.held_back = (p, at)
         s.held_back_count += 1
         return
     if newer:
@@ -159,8 +162,8 @@ def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None
     s._speeds = {}
 
 
-def _fix(p: contract.Position) -> tuple[float, float, float | None, datetime]:
-    return p.lat, p.lon, p.acc, p.ts
+def _fix(p: contract.Position, at: datetime) -> tuple[float, float, float | None, datetime]:
+    return p.lat, p.lon, p.acc, at
 
 
 def _apply_reading(s: VehicleState, r: contract.Reading, at: datetime) -> None:

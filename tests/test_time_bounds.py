@@ -114,10 +114,10 @@ def test_a_message_a_little_ahead_does_not_freeze_the_live_state(g: Ground) -> N
     assert g.position(ts=ahead, lat=48.50) == 0
     assert g.fridge(5.0, ts=ahead) == 0
     g.clock.advance(0.5)
-    g.position(lat=48.41)  # half a minute later, dated by a right clock
+    g.position(lat=48.501)  # half a minute and 110 m later, dated by a right clock
     g.fridge(12.5)
     s = g.state.get(VEHICLE)
-    assert s.position is not None and s.position.lat == 48.41
+    assert s.position is not None and s.position.lat == 48.501
     assert s.readings[("fridge", "temp_c")][1] == 12.5
 
 
