@@ -8,21 +8,22 @@ report into a Fix, as the receiver gave it:
 * a speed or track gpsd leaves out stays None (not 0 m/s, not due north);
 * TPV `status` 8 ("simulated" in gpsd_json(5); 7 is a surveyed timing fix) marks the fix
   `simulated`, which the filter refuses;
-* `acc`: the error gpsd reports, per axis (max of `epx`, `epy`) else horizontal (`eph`);
-  these come from the receiver's own estimate where its protocol has one (u-blox hAcc,
-  SiRF...) and from gpsd's model of the receiver's dilution of precision otherwise. When gpsd
-  reports none (a receiver that sends no satellite data), the receiver's HDOP from the last
-  SKY report x UERE_95_M, doubled for a 2D fix, whose assumed altitude the HDOP leaves out;
-  no estimate at all leaves `acc` None.
+* `acc`: the error gpsd reports, per axis (max of `epx`, `epy`) else horizontal (`eph`):
+  the receiver's own estimate where its protocol has one (u-blox: hAcc, as eph), gpsd's
+  model of the receiver's dilution of precision otherwise (gpsd 3.22: 15 m x xdop/ydop,
+  19 m x HDOP). When gpsd gives none but its SKY report has the receiver's HDOP, HDOP x
+  UERE_95_M, doubled for a 2D fix, whose assumed altitude the HDOP leaves out. A receiver
+  that says neither leaves `acc` None: only the jump check judges it.
 
 gpsd may report one time several times as a cycle's sentences come in (at start-up, each
 NMEA sentence: RMC gives a 2D fix, GGA then makes it 3D...): a fix is held until gpsd reports
 a later time, and the last report of a time is the fix. That costs one reporting cycle of
 latency (a second for most receivers) and never hands out half a cycle.
 
-`read()` returns the newest reading not yet read (older unread ones are counted as
-`superseded`), waiting for one up to `timeout_s` when none is pending: the agent's loop is
-thus paced by the receiver. It never raises and never blocks much longer than `timeout_s`:
+`read()` returns the newest reading not yet read (an older unread fix is counted as
+`superseded`; a "no fix" never replaces an unread fix), waiting for one up to `timeout_s`
+when none is pending: the agent's loop is thus paced by the receiver. It never raises and
+never blocks much longer than `timeout_s`:
 
 * connection and every wait are bounded by `timeout_s`; a gpsd that has a receiver but says
   nothing for that long is taken as hung and the connection dropped;
@@ -237,8 +238,9 @@ class GpsdSource:
             path = str(report.get("path"))
             if report.get("activated"):
                 self._devices.add(path)
-            else:  # gpsd closed the device
+            else:  # gpsd closed the device: nothing more will complete the held fix
                 self._devices.discard(path)
+                self._release()
         elif kind == "WATCH":
             self._watching = True
         elif kind == "ERROR":
@@ -288,7 +290,10 @@ class GpsdSource:
         return None
 
     def _keep(self, reading: Fix) -> None:
-        if self._pending is not None:
+        pending = self._pending
+        if pending is not None and pending.has_fix:
+            if not reading.has_fix:
+                return  # a fix not yet read outweighs a later "no fix", which says nothing
             self.stats["superseded"] += 1
         self._pending = reading
 
