@@ -6,7 +6,7 @@ report into a Fix, as the receiver gave it:
 * the fix's time is the receiver's; a TPV with a position but no time is refused (counted
   in `stats["no_time"]`), never dated with the Pi's clock;
 * a speed or track gpsd leaves out stays None (not 0 m/s, not due north);
-* TPV `status` 8 ("simulated" in gpsd_json(5); 7 is a surveyed timing fix) marks the fix
+* TPV `status` 8 (gpsd's STATUS_SIM; 7 is STATUS_TIME, a surveyed timing fix) marks the fix
   `simulated`, which the filter refuses;
 * `acc`: the error gpsd reports, per axis (max of `epx`, `epy`) else horizontal (`eph`):
   the receiver's own estimate where its protocol has one (u-blox: hAcc, as eph), gpsd's
@@ -63,9 +63,9 @@ from onboard.telemetry.guard import count_connection, guarded_read
 log = logging.getLogger(__name__)
 
 WATCH = b'?WATCH={"enable":true,"json":true}\n'
-STATUS_SIMULATED = 8  # gpsd_json(5), TPV status: 8 = simulated
+STATUS_SIMULATED = 8  # TPV status: gpsd's STATUS_SIM (gps.h); 7 is STATUS_TIME, surveyed in
 # Metres of 95 % horizontal error per unit of HDOP, gpsd's own H_UERE_NO_DGPS
-# (gpsutils.c): the figure gpsd itself multiplies the receiver's DOPs by.
+# (libgpsd_core.c): the figure gpsd itself multiplies the receiver's DOPs by.
 UERE_95_M = 15.0
 TWO_D_FACTOR = 2.0
 BACKOFF_INITIAL_S = 0.5
