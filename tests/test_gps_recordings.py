@@ -8,6 +8,7 @@ opened the device before the trait plays. The bus clock is pinned to MONDAY_8AM
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 import time
@@ -124,6 +125,7 @@ class Run:
         return out
 
 
+@contextlib.contextmanager
 def play(tmp_path: Path, fake: GpsFake) -> Iterator[Run]:
     """Run the agent's steps over the whole recording: every fix accepted is kept, in
     order."""
@@ -144,12 +146,14 @@ def play(tmp_path: Path, fake: GpsFake) -> Iterator[Run]:
                 run.accepted.append(last)
         assert tap.ended, f"the recording did not end: {source.stats}"
         assert source.stats["superseded"] == 0  # every fix was read
-        yield run
-        source.close()
-        agent.outbox.close()
+        try:
+            yield run
+        finally:
+            source.close()
+            agent.outbox.close()
 
 
-def replay(tmp_path: Path, lines: list[str]) -> Iterator[Run]:
+def replay(tmp_path: Path, lines: list[str]) -> contextlib.AbstractContextManager[Run]:
     fake = GpsFake(tmp_path / "gps", nmea=log(lines), cycle_s=CYCLE_S, once=True,
                    nowait=False)
     return play(tmp_path, fake)
@@ -183,7 +187,7 @@ def test_fixes_pass_whatever_their_date_against_the_bus_clock(
     fixes = track(start, 20)
     lines = searching(start)
     lines += [s for f in fixes for s in nmea.sentences(f)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert_none_stamped_by_the_pi(run, fixes)
         assert_track(run, fixes)
         assert set(run.agent.filter.rejected) <= {"no_fix", "inaccurate"}
@@ -197,7 +201,7 @@ def test_a_fix_without_time_is_refused_never_dated_by_the_pi(tmp_path: Path) -> 
     lines = searching(start)
     lines += [s for f in fixes[:8] for s in rmc_gga(f, with_date=False)]
     lines += [s for f in fixes[8:] for s in rmc_gga(f)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert run.source.stats["no_time"] >= 5
         assert_none_stamped_by_the_pi(run, fixes)
         assert run.accepted and run.accepted[0].ts >= fixes[8].ts
@@ -211,7 +215,7 @@ def test_missing_speed_course_and_error_stay_missing(tmp_path: Path) -> None:
     fixes = track(start, 12)
     lines = searching(start, sky=False)
     lines += [s for f in fixes for s in rmc_gga(f, hdop="", speed=False)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert len(run.accepted) >= 10, (run.agent.filter.rejected, run.source.stats)
         assert all(f.heading is None and f.acc is None for f in run.accepted)
         # gpsd works a speed out from successive positions, never for the first one
@@ -230,7 +234,7 @@ def test_hdop_only_receiver_is_judged_by_its_hdop(tmp_path: Path) -> None:
     lines = searching(start, sky=False)
     lines += [s for f in fixes[:8] for s in rmc_gga(f, hdop="1.3")]
     lines += [s for f in fixes[8:] for s in rmc_gga(f, hdop="3.0")]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert len(run.accepted) >= 7
         assert all(f.acc == pytest.approx(19 * 1.3, abs=0.1) for f in run.accepted)
         assert all(f.ts <= fixes[8].ts for f in run.accepted)
@@ -244,7 +248,7 @@ def test_time_stepping_back_is_refused_as_out_of_order(tmp_path: Path) -> None:
     order = [*fixes[:10], again, *fixes[10:]]
     lines = searching(start)
     lines += [s for f in order for s in nmea.sentences(f)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert run.agent.filter.rejected["out_of_order"] == 1
         assert_track(run, fixes)
         stored = [p.ts for p in run.positions]
@@ -262,7 +266,7 @@ def test_a_startup_jump_read_twice_does_not_crash(tmp_path: Path) -> None:
     order = [*fixes[:5], jump, lost, jump, *fixes[6:]]
     lines = searching(start)
     lines += [s for f in order for s in nmea.sentences(f)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert run.agent.filter.rejected["jump"] == 1
         assert run.agent.filter.rejected["duplicate"] == 1
         assert_track(run, [*fixes[:5], *fixes[6:]])
@@ -276,7 +280,7 @@ def test_a_receiver_in_demo_mode_is_refused(tmp_path: Path) -> None:
     fixes = track(start, 15)
     lines = searching(start)
     lines += [s for f in fixes for s in rmc_gga(f, rmc_mode="S", quality=8)]
-    for run in replay(tmp_path, lines):
+    with replay(tmp_path, lines) as run:
         assert run.agent.filter.rejected["simulated"] >= 12
         assert run.accepted == [] and run.positions == []
 
@@ -308,7 +312,7 @@ def test_a_ubx_receiver_is_read_with_its_own_accuracy(tmp_path: Path) -> None:
     fixes = track(start, 60)
     data = b"".join(nav_pvt(f, h_acc_m=4.2) for f in fixes)
     fake = binary_gpsfake(tmp_path / "gps", data, cycle_s=0.05, once=True, nowait=False)
-    for run in play(tmp_path, fake):
+    with play(tmp_path, fake) as run:
         assert len(run.accepted) >= 20
         assert_none_stamped_by_the_pi(run, fixes)
         for f in run.accepted:
