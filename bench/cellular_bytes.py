@@ -179,8 +179,8 @@ class GatedSource:
 class RecordingFilter(FixFilter):
     """The agent's fix filter, keeping every fix it accepts."""
 
-    def __init__(self, settings: FilterSettings, clock: Clock) -> None:
-        super().__init__(settings, clock)
+    def __init__(self, settings: FilterSettings, vehicle: str) -> None:
+        super().__init__(settings, vehicle)
         self.accepted: list[Fix] = []
 
     def accept(self, fix: Fix) -> bool:
@@ -452,7 +452,7 @@ def run_day(speed: float = 240.0, hours: float = 8.0, verbose: bool = True) -> D
         )  # fmt: skip
         source = GatedSource(SimulatedSource(tournee, clock), clock, end)
         agent = Agent(settings, source, clock)
-        recording_filter = RecordingFilter(settings.filter, clock)
+        recording_filter = RecordingFilter(settings.filter, vehicle)
         agent.filter = recording_filter
         recorders = []
         for runner in agent.sensors:

@@ -5,13 +5,15 @@
 The link drains the outbox to the broker on its own thread, so the pipeline never waits
 for the network. Equipment sensors (engine, house battery, fridge: `[[sensors]]` in the
 config) run one thread each (`onboard/telemetry/sensors/runner.py`) and put their Readings
-in the same outbox.
+in the same outbox. A step that fails (a bug, a full disk) is logged and the loop goes on
+with its state: a restart by systemd would lose the filter's and the report policy's memory.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from medicobus import contract, motion
 from medicobus.clock import Clock
@@ -29,6 +31,8 @@ from onboard.telemetry.sensors.runner import SensorRunner
 
 log = logging.getLogger(__name__)
 
+STEP_ERROR_LOG_S = 60.0  # a step failing again and again is logged at most this often
+
 
 class Agent:
     def __init__(self, settings: OnboardSettings, source: GpsSource, clock: Clock) -> None:
@@ -37,7 +41,9 @@ class Agent:
         self.source = source
         self.clock = clock
         self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows)
-        self.filter = FixFilter(settings.filter, clock)
+        self.filter = FixFilter(settings.filter, self.vehicle)
+        if settings.filter.future_tolerance_s is not None:
+            log.warning("filter.future_tolerance_s is ignored: fixes are judged by GPS time")
         self.plans = PlanStore(settings.data_dir / "plan.db")
         self.visits = VisitTracker(settings.geofence, self.plans)
         self.policy = ReportPolicy(settings.report)
@@ -47,6 +53,8 @@ class Agent:
                          clock=clock, batch_size=settings.outbox.batch_size,
                          inflight_batches=settings.outbox.inflight_batches)
         self.silent_reads = 0
+        self.step_errors = 0
+        self._step_error_logged: datetime | None = None
         self.moving = False  # as the last accepted fix says: drives the simulated sensors
         self.sensors = self._build_sensors()
 
@@ -99,11 +107,7 @@ class Agent:
                 stop=c.visit.stop, lat=fix.lat, lon=fix.lon,
             ))  # fmt: skip
         if self.policy.due(fix) or crossings:
-            self.outbox.put(contract.Position(
-                vehicle=self.vehicle, ts=fix.ts, lat=round(fix.lat, 6), lon=round(fix.lon, 6),
-                speed=_rounded(fix.speed, 1), heading=_rounded(fix.heading, 0),
-                acc=_rounded(fix.acc, 0),
-            ))  # fmt: skip
+            self.outbox.put(fix.position(self.vehicle))  # the filter checked it builds
 
     def run(self, stop: threading.Event) -> None:
         self.link.start()
@@ -111,7 +115,7 @@ class Agent:
             runner.start()
         try:
             while not stop.is_set():
-                self.step()
+                self._step_surviving()
                 self.clock.sleep(self.settings.gps.poll_s)
         finally:
             for runner in self.sensors:
@@ -120,6 +124,16 @@ class Agent:
             self.source.close()
             self.outbox.close()
 
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+    def _step_surviving(self) -> None:
+        """One step; whatever it raises is counted and logged (with its traceback, at most
+        once every STEP_ERROR_LOG_S), and the agent keeps its state for the next step."""
+        try:
+            self.step()
+        except Exception:
+            self.step_errors += 1
+            now = self.clock.now()
+            last = self._step_error_logged
+            if last is None or (now - last).total_seconds() >= STEP_ERROR_LOG_S:
+                self._step_error_logged = now
+                log.exception("a step of the position pipeline failed (%d so far); "
+                              "going on with the next", self.step_errors)

@@ -32,9 +32,11 @@ class GpsSettings(_Section):
 
 
 class FilterSettings(_Section):
-    max_accuracy_m: Positive = 50.0  # coarser fixes are dropped
+    max_accuracy_m: Positive = 50.0  # coarser fixes are dropped (see telemetry/gps.py: acc)
     max_speed_kmh: Positive = 160.0  # a jump implying more than this is dropped
-    future_tolerance_s: Positive = 120.0
+    # Ignored since 2026-12: fixes are judged by GPS time, never against the Pi's clock
+    # (telemetry/fix_filter.py). Still accepted so that the buses' onboard.toml files load.
+    future_tolerance_s: Positive | None = None
 
 
 class ReportSettings(_Section):

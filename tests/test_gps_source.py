@@ -15,15 +15,11 @@ from pathlib import Path
 import pytest
 
 from onboard.telemetry.fix import Fix
-from onboard.telemetry.gps import GpsdSource, parse_gpsd_time
+from onboard.telemetry.gps import UERE_95_M, GpsdSource, parse_gpsd_time
 from tests.brokers import free_port
 from tests.gpsfake import GpsFake
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    # gpsd-py3 logs "No gps devices found" with the deprecated Logger.warn
-    pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning"),
-]
+pytestmark = pytest.mark.timeout(60)
 
 T0 = datetime(2024, 3, 4, 8, 0, 0, tzinfo=UTC)
 
@@ -184,16 +180,15 @@ def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], FakeServer]]
         server.close()
 
 
-# What gpsd says on connection, then in answer to ?WATCH. Like gpsd, the fakes say DEVICES
-# only after ?WATCH: gpsd-py3 reads through a text file object whose write() drops any line
-# already buffered, so a DEVICES sent early would be lost and its handshake would hang.
+# What gpsd says on connection, then in answer to ?WATCH (its devices, then the watch).
 HANDSHAKE = (
     b'{"class":"VERSION","release":"3.22","rev":"3.22","proto_major":3,"proto_minor":14}\n'
 )
 WATCH = (
     b'{"class":"DEVICES","devices":[{"class":"DEVICE","path":"/dev/ttyACM0"}]}\n'
-    b'{"class":"WATCH","enable":true,"json":false}\n'
+    b'{"class":"WATCH","enable":true,"json":true}\n'
 )
+NO_DEVICE = b'{"class":"DEVICES","devices":[]}\n{"class":"WATCH","enable":true,"json":true}\n'
 
 
 def silent(conn: socket.socket) -> None:
@@ -226,13 +221,16 @@ def junk_lines(conn: socket.socket) -> None:
     time.sleep(30)
 
 
-def handshake_then_unexpected_json(answer: bytes) -> Callable[[socket.socket], None]:
+def handshake_then_unexpected_json(answer: bytes,
+                                   watch: bytes = WATCH) -> Callable[[socket.socket], None]:
+    """gpsd's greeting and its answer to ?WATCH, then `answer` streamed every 0.1 s."""
     def handle(conn: socket.socket) -> None:
         conn.sendall(HANDSHAKE)
         conn.recv(1024)
-        conn.sendall(WATCH)
-        while conn.recv(1024):
+        conn.sendall(watch)
+        for _ in range(300):
             conn.sendall(answer)
+            time.sleep(0.1)
 
     return handle
 
@@ -243,8 +241,12 @@ def handshake_then_unexpected_json(answer: bytes) -> Callable[[socket.socket], N
     handshake_then_unexpected_json(b'{"class":"TPV","mode":3}\n'),
     handshake_then_unexpected_json(b'{"no_class":1}\n'),
     handshake_then_unexpected_json(b'[1, 2, 3]\n'),
-    handshake_then_unexpected_json(b'{"class":"POLL","active":1,"tpv":[{"lat":1}],"sky":[{}]}\n'),
-], ids=["junk", "not-json", "wrong-class", "no-class", "a-list", "tpv-without-mode"])
+    handshake_then_unexpected_json(b'{"class":"TPV","lat":1,"lon":2}\n'),
+    handshake_then_unexpected_json(
+        b'{"class":"TPV","mode":3,"time":"2024-03-04T08:00:00Z","lat":"48.1","lon":1}\n'),
+    handshake_then_unexpected_json(b'{"class":"TPV","mode":3,"time":"soon","lat":48,"lon":1}\n'),
+], ids=["junk", "not-json", "tpv-without-position", "no-class", "a-list", "tpv-without-mode",
+        "lat-a-string", "time-not-a-time"])
 def test_garbage_is_counted_and_never_raises(
         serve: Callable[[Callable[[socket.socket], None]], FakeServer],
         handler: Callable[[socket.socket], None]) -> None:
@@ -261,12 +263,78 @@ def test_garbage_is_counted_and_never_raises(
 
 def test_no_device_is_a_mode_0_fix(
         serve: Callable[[Callable[[socket.socket], None]], FakeServer]) -> None:
-    server = serve(handshake_then_unexpected_json(
-        b'{"class":"POLL","time":"2024-03-04T08:00:00.000Z","active":0,"tpv":[],"sky":[]}\n'))
+    server = serve(handshake_then_unexpected_json(b"", watch=NO_DEVICE))
     source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0)
-    fix = source.read()
+    fix, took = timed_read(source)
+    assert took < 0.5  # no receiver: nothing to wait for
     assert fix is not None and fix.mode == 0 and not fix.has_fix
     assert source.stats["no_fix"] == 1 and source.stats["garbage"] == 0
+
+
+def streams(*reports: bytes, pause_s: float = 0.3) -> Callable[[socket.socket], None]:
+    """gpsd's greeting and answer to ?WATCH, then `reports` one every `pause_s`."""
+    def handle(conn: socket.socket) -> None:
+        conn.sendall(HANDSHAKE)
+        conn.recv(1024)
+        conn.sendall(WATCH)
+        for report in reports:
+            time.sleep(pause_s)
+            conn.sendall(report)
+        time.sleep(30)
+
+    return handle
+
+
+def tpv(second: int, mode: int = 3, extra: str = "") -> bytes:
+    return (f'{{"class":"TPV","mode":{mode},"time":"2026-02-02T09:00:{second:02d}.000Z",'
+            f'"lat":48.38,"lon":0.67{extra}}}\n').encode()
+
+
+def test_the_hdop_stands_in_when_gpsd_gives_no_error(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer]) -> None:
+    """gpsd 3.22 derives eph from any HDOP it has, so a real gpsd cannot send a TPV without
+    error estimates beside a SKY with an HDOP (other versions and drivers can): a server
+    speaking gpsd's protocol stands in for it."""
+    sky = b'{"class":"SKY","hdop":1.2}\n'
+    server = serve(streams(tpv(0), sky + tpv(1), tpv(2, mode=2), tpv(3, extra=',"eph":7.5'),
+                           tpv(4, extra=',"epx":3.1,"epy":4.4,"eph":7.5'), tpv(5)))
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0)
+    readings = [wait_for(source, has_fix) for _ in range(5)]
+    source.close()
+    assert [r.ts.second for r in readings if r is not None] == [0, 1, 2, 3, 4]
+    assert [r.acc for r in readings if r is not None] == [
+        None,  # no estimate at all yet: not judged on accuracy
+        pytest.approx(1.2 * UERE_95_M),  # the receiver's HDOP x UERE
+        pytest.approx(1.2 * UERE_95_M * 2),  # a 2D fix: its altitude is a guess
+        7.5,  # gpsd's eph
+        4.4,  # its per-axis estimates
+    ]
+    assert all(r is not None and r.speed is None and r.heading is None for r in readings)
+
+
+def test_one_time_reported_in_parts_is_one_fix(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer]) -> None:
+    """gpsd reports a cycle as it comes at start-up (RMC: 2D, then GGA: 3D with the error):
+    the last report of a time is the fix, and only a later time completes it."""
+    server = serve(streams(tpv(0, mode=2), tpv(0, extra=',"eph":9.0,"speed":3.0'), tpv(1)))
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0)
+    fix = wait_for(source, has_fix)
+    source.close()
+    assert fix is not None and (fix.mode, fix.acc, fix.speed, fix.ts.second) == (3, 9.0, 3.0, 0)
+    assert source.stats["superseded"] == 0 and source.stats["fixes"] == 1
+
+
+def test_simulated_status_and_a_missing_time(
+        serve: Callable[[Callable[[socket.socket], None]], FakeServer]) -> None:
+    no_time = b'{"class":"TPV","mode":3,"lat":48.38,"lon":0.67}\n'
+    server = serve(streams(no_time, tpv(1, extra=',"status":8'), tpv(2, extra=',"status":7'),
+                           tpv(3)))
+    source = GpsdSource("127.0.0.1", server.port, timeout_s=1.0)
+    readings = [wait_for(source, has_fix) for _ in range(2)]
+    source.close()
+    assert [(r.ts.second, r.simulated) for r in readings if r is not None] == [
+        (1, True), (2, False)]  # 8 is simulated; 7 a surveyed timing fix, measured
+    assert source.stats["no_time"] == 1
 
 
 def test_parse_gpsd_time() -> None:

@@ -1,29 +1,44 @@
 """The first handler of the position pipeline: drop fixes that would mislead the ground.
 
-Reasons, counted in `rejected`: no_fix, invalid, duplicate, future, inaccurate, jump.
-A jump (a fix implying an impossible speed from the last good one) could also be the last
-good one that was wrong; after a few mutually consistent "jumps" the filter re-anchors on
-them rather than rejecting the truth forever.
+A fix is judged by what the receiver says and by the sequence of fixes before it, never by
+the Pi's clock: a Pi without a real-time clock that boots offline believes it is some other
+day, while the receiver's time is right (and an old recording's time is right for it).
+
+Reasons, counted in `rejected`:
+
+* no_fix: no position (mode 0/1, or NaN);
+* simulated: the receiver says it invented the fix (demo mode, simulator);
+* invalid: what the contract's Position would refuse (out of range, NaN or infinite values,
+  a negative or 250-knot speed...), or the 0,0 of a receiver that has nothing yet;
+* inaccurate: its error estimate exceeds `max_accuracy_m`;
+* duplicate: the same GPS time as the last accepted fix, or as the jump being watched;
+* out_of_order: older than the last accepted fix;
+* jump: a position implying an impossible speed from the last accepted one.
+
+A jump or a step back in time could also be the last good fix that was wrong (a start-up
+fix far away, a receiver that sent one fix dated years ahead): after REANCHOR_AFTER
+mutually consistent suspects the filter re-anchors on them rather than refusing the truth
+forever.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from datetime import timedelta
 
-from medicobus.clock import Clock
+from pydantic import ValidationError
+
 from medicobus.geo import distance_m
 from onboard.config import FilterSettings
 from onboard.telemetry.fix import Fix
 
 REANCHOR_AFTER = 3
+DEFAULT_SLACK_M = 10.0  # a fix without an error estimate is allowed this much on a jump
 
 
 class FixFilter:
-    def __init__(self, settings: FilterSettings, clock: Clock) -> None:
+    def __init__(self, settings: FilterSettings, vehicle: str) -> None:
         self.settings = settings
-        self.clock = clock
+        self.vehicle = vehicle  # only to build the Position the contract would check
         self.rejected: Counter[str] = Counter()
         self.last: Fix | None = None
         self._suspects: list[Fix] = []
@@ -40,31 +55,50 @@ class FixFilter:
     def _reason(self, fix: Fix) -> str | None:
         if not fix.has_fix:
             return "no_fix"
-        if not (-90 <= fix.lat <= 90 and -180 <= fix.lon <= 180) or (fix.lat, fix.lon) == (0, 0):
+        if fix.simulated:
+            return "simulated"
+        if (fix.lat, fix.lon) == (0, 0) or not self._in_contract(fix):
             return "invalid"
-        if any(v is not None and not math.isfinite(v) for v in (fix.speed, fix.heading, fix.acc)):
-            return "invalid"
-        if fix.ts > self.clock.now() + timedelta(seconds=self.settings.future_tolerance_s):
-            return "future"
-        if self.last is not None and fix.ts <= self.last.ts:
-            return "duplicate"
         if fix.acc is not None and fix.acc > self.settings.max_accuracy_m:
             return "inaccurate"
-        if self.last is not None and self._too_fast(self.last, fix):
-            if self._reanchor(fix):
-                return None
-            return "jump"
+        last = self.last
+        if last is None:
+            return None
+        if fix.ts == last.ts:
+            return "duplicate"
+        if fix.ts < last.ts:
+            return self._suspect(fix, "out_of_order")
+        if self._too_fast(last, fix):
+            return self._suspect(fix, "jump")
         return None
 
+    def _in_contract(self, fix: Fix) -> bool:
+        try:
+            fix.position(self.vehicle)
+        except ValidationError:
+            return False
+        return True
+
     def _too_fast(self, a: Fix, b: Fix) -> bool:
-        seconds = (b.ts - a.ts).total_seconds()
         # Allow the receiver's own error on both ends before calling it a jump.
-        slack = (a.acc or 10.0) + (b.acc or 10.0)
+        slack = (a.acc or DEFAULT_SLACK_M) + (b.acc or DEFAULT_SLACK_M)
         metres = max(0.0, distance_m(a.lat, a.lon, b.lat, b.lon) - slack)
+        if metres == 0:
+            return False
+        seconds = (b.ts - a.ts).total_seconds()
+        if seconds <= 0:  # callers order fixes first; a move in no time is too fast anyway
+            return True
         return metres / seconds * 3.6 > self.settings.max_speed_kmh
 
-    def _reanchor(self, fix: Fix) -> bool:
-        if self._suspects and self._too_fast(self._suspects[-1], fix):
-            self._suspects.clear()
-        self._suspects.append(fix)
-        return len(self._suspects) >= REANCHOR_AFTER
+    def _suspect(self, fix: Fix, reason: str) -> str | None:
+        """Watch a fix that contradicts the last accepted one; None when it is the
+        REANCHOR_AFTER-th of a consistent run, which then replaces the anchor."""
+        suspects = self._suspects
+        if suspects:
+            previous = suspects[-1]
+            if fix.ts == previous.ts:
+                return "duplicate"  # the same start-up jump read again
+            if fix.ts < previous.ts or self._too_fast(previous, fix):
+                suspects.clear()
+        suspects.append(fix)
+        return None if len(suspects) >= REANCHOR_AFTER else reason

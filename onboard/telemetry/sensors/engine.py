@@ -8,8 +8,8 @@ for years. `EngineSensor` wraps it so that `read()` never raises and never hangs
 
 * python-OBD opens the port itself with a 10 s read timeout and, on a silent adapter,
   retries each read for a second more: a dead adapter could hold a read for minutes. While
-  it connects we lend its module a `serial` whose ports are `_GuardedPort`s (the way
-  gps.py lends gpsd-py3 a `socket`): a port that raises SerialException when nothing at all
+  it connects we lend its module a `serial` whose ports are `_GuardedPort`s: a port that
+  raises SerialException when nothing at all
   came `timeout_s` after a command (silence), when an answer runs past `answer_max_s`, or
   past `answer_max_bytes` without the ELM's '>' prompt (garbage). python-OBD catches that,
   marks itself NOT_CONNECTED, and we reconnect with a backoff (0.5 s doubling up to 30 s).
