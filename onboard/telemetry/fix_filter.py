@@ -27,12 +27,11 @@ from collections import Counter
 
 from pydantic import ValidationError
 
-from medicobus.geo import distance_m
+from medicobus.motion import too_fast
 from onboard.config import FilterSettings
 from onboard.telemetry.fix import Fix
 
 REANCHOR_AFTER = 3
-DEFAULT_SLACK_M = 10.0  # a fix without an error estimate is allowed this much on a jump
 
 
 class FixFilter:
@@ -80,15 +79,9 @@ class FixFilter:
         return True
 
     def _too_fast(self, a: Fix, b: Fix) -> bool:
-        # Allow the receiver's own error on both ends before calling it a jump.
-        slack = (a.acc or DEFAULT_SLACK_M) + (b.acc or DEFAULT_SLACK_M)
-        metres = max(0.0, distance_m(a.lat, a.lon, b.lat, b.lon) - slack)
-        if metres == 0:
-            return False
-        seconds = (b.ts - a.ts).total_seconds()
-        if seconds <= 0:  # callers order fixes first; a move in no time is too fast anyway
-            return True
-        return metres / seconds * 3.6 > self.settings.max_speed_kmh
+        # The same rule as the ground's (medicobus.motion), with this bus's own limit.
+        return too_fast((a.lat, a.lon, a.acc, a.ts), (b.lat, b.lon, b.acc, b.ts),
+                        self.settings.max_speed_kmh)
 
     def _suspect(self, fix: Fix, reason: str) -> str | None:
         """Watch a fix that contradicts the last accepted one; None when it is the
