@@ -147,12 +147,10 @@ class LiveState:
 
 
 def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None:
-    # Judged on the times that order positions here (never later than received), so a
-    # bus whose fast clock was put right is not taken to have jumped back in time.
     newer = s.position_at is None or (at, p.ts) > s.position_at
     wild = newer and s.position is not None and s.position_at is not None \
-        and too_fast(_fix(s.position, s.position_at[0]), _fix(p, at))
-    if wild and (s.held_back is None or too_fast(_fix(*s.held_back), _fix(p, at))):
+        and _jump(s.position, s.position_at[0], p, at)
+    if wild and (s.held_back is None or _jump(*s.held_back, p, at)):
         s.held_back = (p, at)
         s.held_back_count += 1
         return
@@ -162,8 +160,12 @@ def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None
     s._speeds = {}
 
 
-def _fix(p: contract.Position, at: datetime) -> tuple[float, float, float | None, datetime]:
-    return p.lat, p.lon, p.acc, at
+def _jump(a: contract.Position, a_at: datetime, b: contract.Position, b_at: datetime) -> bool:
+    """Judged on the bus's own times while they go forward (a backlog, a replay keep their
+    spacing whenever they arrive); on the times that order positions here when they do not
+    (a fast clock put right must not look like a jump back in time)."""
+    ta, tb = (a.ts, b.ts) if b.ts > a.ts else (a_at, b_at)
+    return too_fast((a.lat, a.lon, a.acc, ta), (b.lat, b.lon, b.acc, tb))
 
 
 def _apply_reading(s: VehicleState, r: contract.Reading, at: datetime) -> None:

@@ -1,8 +1,8 @@
 """NMEA 0183 sentences from fixes, so a simulated or recorded day can be replayed by gpsfake.
 
 Each fix becomes one reporting cycle: RMC, GGA, GSA then GSV, all for the fix's UTC time. RMC
-comes first because gpsd answers a `?POLL` with the fix as merged so far in the cycle: with
-RMC first, even a half-read cycle already has the position, speed and track of the new fix.
+comes first, as most receivers send it: gpsd reports the fix as merged so far in the cycle,
+so with RMC first even its first report of a cycle has the position, speed and track.
 A fix without a position (mode < 2) becomes what a receiver sends while searching: RMC
 status V, GGA quality 0, GSA mode 1, empty position fields and no satellites.
 

@@ -13,8 +13,8 @@ unless `once`. Quirks met (gpsd 3.22, running as root):
 * gpsd listens ~0.3 s after gpsfake starts; the first client's WATCH takes ~1 s to answer
   (gpsd opens the device); the first fix follows one or two cycles later;
 * gpsfake does not feed gpsd until a client connects, unless -n (`nowait`) is given;
-* `?POLL` answers with the fix as merged so far in the current cycle (nmea.py puts RMC
-  first for that reason);
+* gpsd reports the fix as merged so far in the current cycle, several times a cycle
+  (nmea.py puts RMC first so the first report has the position);
 * gpsfake runs gpsd as its child: the whole process group is stopped together.
 """
 
