@@ -5,19 +5,41 @@ that hops onto the event loop with `loop.call_soon_threadsafe` and wakes the str
 queue. A burst of changes coalesces into one event, which then carries the fresh view;
 without changes the stream still sends every `refresh_s` (times on the page move, and it
 keeps proxies from closing an idle connection).
+
+The views the streams send are made by `made_aside`: on one worker thread, one at a time.
+One batch can wake hundreds of streams at once; made on the event loop, their views would
+hold it for as long, and every other request waits for the loop (a commune page, the API);
+made on the request threads' pool, hundreds of them would take its threads and fight for
+the interpreter together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi.responses import StreamingResponse
 
 Listener = Callable[[frozenset[str]], None]
+T = TypeVar("T")
+# One per event loop (a limiter belongs to the loop it first waited in; tests run several).
+_one_at_a_time: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = \
+    weakref.WeakKeyDictionary()
+
+
+async def made_aside(make: Callable[[], T]) -> T:
+    """`make()` on the streams' worker thread (see above)."""
+    loop = asyncio.get_running_loop()
+    limiter = _one_at_a_time.get(loop)
+    if limiter is None:
+        limiter = _one_at_a_time[loop] = CapacityLimiter(1)
+    return await anyio.to_thread.run_sync(make, limiter=limiter)
 
 
 class Notifier(Protocol):

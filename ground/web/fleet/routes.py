@@ -226,7 +226,7 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
             # The session may end while the page stays open: stop sending data then.
             if auth.read(cookie) is None:
                 return sse.Event("{}", name="logout", last=True)
-            return sse.Event(await run_in_threadpool(snapshot))
+            return sse.Event(await sse.made_aside(snapshot))
 
         return sse.stream(board, next_event, refresh_s)
 

@@ -127,7 +127,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
             return insee in codes
 
         async def next_event() -> sse.Event | None:
-            data = page_json(insee)
+            data = await sse.made_aside(lambda: page_json(insee))
             return None if data is None else sse.Event(data)
 
         return sse.response(sse.stream(board, next_event, refresh_s, concerns))
