@@ -236,6 +236,8 @@ class Counter:
         c.subscribe(contract.uplink_subscription(), qos=1)
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.rsplit("/", 1)[-1] in contract.DOWNLINK_CHANNELS:
+            return  # the ground's plans and acks, seen through the wildcard: not counted
         if self._keep_times:
             at = time.monotonic()
             with self._arrived:
