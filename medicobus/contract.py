@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
-import pydantic_core
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -309,6 +308,14 @@ def identity_digest(key: bytes, day: date, last_name: str, birth: date) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+# The fields that hold JSON objects, per message: the rest hold numbers, strings and lists
+# of them, which have no keys of their own.
+_HOLDING: dict[type[BaseModel], tuple[str, ...]] = {
+    Reading: ("values", "flags"), Batch: ("items",), Plan: ("visits",),
+    Appointments: ("items",),
+}
+
+
 def parse_uplink(
     payload: bytes | str,
 ) -> Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch:
@@ -377,7 +384,7 @@ def _strict(adapter: TypeAdapter[Any] | type[BaseModel], payload: bytes | str) -
     except ValidationError as exc:
         raise ContractError(_describe(exc)) from None
     _versioned(message)
-    if not _surely_no_repeats(payload) and (repeated := _repeated(
+    if not _surely_no_repeats(payload, message) and (repeated := _repeated(
             json.loads(payload, object_pairs_hook=_Object))):
         raise ContractError(f"payload: repeated key {', '.join(map(repr, sorted(repeated)))}")
     return message
@@ -392,25 +399,30 @@ def _versioned(message: Any) -> None:
             raise ContractError(f"items.{index}.v: the protocol version is missing")
 
 
-def _surely_no_repeats(payload: bytes | str) -> bool:
+def _surely_no_repeats(payload: bytes | str, parsed: Any) -> bool:
     """The usual case, cheaply: when no key has a space before its colon, every key ends in
-    `":`, so as many of those as the parsed document has keys proves there is no repeat (a
-    difference is a repeat, or a quote followed by a colon inside a string: then the
-    document is read again pair by pair)."""
+    `":`, so as many of those as the keys the parsed message took proves that no key was
+    repeated (a difference is a repeat, a field this version ignores, or a quote followed
+    by a colon inside a string: then the document is read again, pair by pair)."""
     raw = payload.encode() if isinstance(payload, str) else payload
-    return (not _SPACED_COLON.search(raw)
-            and raw.count(b'":') == _keys(pydantic_core.from_json(raw)))
+    return not _SPACED_COLON.search(raw) and raw.count(b'":') == _keys(parsed)
 
 
 _SPACED_COLON = re.compile(rb'"\s+:')
 
 
-def _keys(document: Any) -> int:
-    if isinstance(document, dict):
-        return len(document) + sum(_keys(v) for v in document.values()
-                                   if isinstance(v, dict | list))
-    if isinstance(document, list):
-        return sum(_keys(v) for v in document if isinstance(v, dict | list))
+def _keys(value: Any) -> int:
+    """How many JSON keys the parsed `value` was made of: one per field it was given, and
+    those of the objects its fields hold (`_HOLDING`)."""
+    if isinstance(value, BaseModel):
+        given = value.model_fields_set
+        fields = value.__dict__
+        return len(given) + sum(_keys(fields[name]) for name in _HOLDING.get(type(value), ())
+                                if name in given)
+    if isinstance(value, dict):
+        return len(value)  # a reading's values and flags: numbers and names only
+    if isinstance(value, list):
+        return sum(_keys(v) for v in value if isinstance(v, BaseModel))
     return 0
 
 
