@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -146,7 +146,7 @@ class Ingest:
         arrived = [Arrived(r.topic, r.payload, r.at) for r in batch]
         while True:
             try:
-                self.pipeline.run(arrived)
+                outcome = self.pipeline.run(arrived)
                 break
             except StoreUnavailable:
                 log.exception("%d messages not acknowledged; retrying", len(batch))
@@ -154,7 +154,7 @@ class Ingest:
                 log.exception("the pipeline failed on %d messages; retrying", len(batch))
             if self._stopping.wait(RETRY_S):
                 return  # not acknowledged: the broker keeps them for next time
-        told = committed(batch)
+        told = committed(batch, outcome.ids)
         with self._acks_lock:
             self._told.extend(told)
             self._acks.extend(batch)
@@ -188,16 +188,18 @@ class _Identified(BaseModel):
     id: contract.MessageId
 
 
-def committed(batch: list[Received]) -> list[contract.Ack]:
+def committed(batch: list[Received], read: Sequence[str | None] = ()) -> list[contract.Ack]:
     """What each bus is told of a committed batch: its messages, by id (a batch by the
-    batch's id), each once, in acks of at most MAX_BATCH_ITEMS ids."""
+    batch's id), each once, in acks of at most MAX_BATCH_ITEMS ids. `read`: the ids the
+    pipeline read already, in the batch's order (None: read here, e.g. a dead letter's)."""
     ids: dict[str, dict[str, None]] = {}  # vehicle -> ids, in order, once
-    for r in batch:
+    for i, r in enumerate(batch):
         try:
             vehicle, channel = contract.parse_topic(r.topic)
             if channel not in FROM_OUTBOX:
                 continue
-            message_id = _Identified.model_validate_json(r.payload).id
+            message_id = (read[i] if i < len(read) else None) \
+                or _Identified.model_validate_json(r.payload).id
         except (contract.ContractError, ValidationError):
             continue  # no id: nothing on a bus waits for it (it is a dead letter)
         ids.setdefault(vehicle, {})[message_id] = None

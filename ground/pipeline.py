@@ -45,6 +45,9 @@ class Outcome:
     duplicates: int = 0
     dead_letters: int = 0
     changed: set[str] = field(default_factory=set)
+    # Each message's own id (a batch's, not its items'), in the batch's order; None where it
+    # could not be read: what the consumer tells the bus it committed.
+    ids: list[str | None] = field(default_factory=list)
 
 
 class Alerts(Protocol):
@@ -80,7 +83,7 @@ class Pipeline:
 
     def run(self, batch: Sequence[Arrived]) -> Outcome:
         """Take one batch down the pipeline; raises StoreUnavailable to have it retried."""
-        items, dead = self.decode(batch)
+        items, dead, ids = self.decode(batch)
         unseen = self.dedupe(items)
         fresh = self.keep(unseen, dead)
         changed = self.apply(items, fresh, dead)
@@ -88,7 +91,7 @@ class Pipeline:
         changed |= self.judge(changed)
         self.show(changed)
         outcome = Outcome(stored=len(fresh), dead_letters=len(dead),
-                          duplicates=len(items) - len(unseen), changed=changed)
+                          duplicates=len(items) - len(unseen), changed=changed, ids=ids)
         for key, value in (("received", len(batch)), ("stored", outcome.stored),
                            ("duplicates", outcome.duplicates),
                            ("dead_letters", outcome.dead_letters)):  # fmt: skip
@@ -97,13 +100,17 @@ class Pipeline:
 
     # -- the steps, in order ------------------------------------------------------------------
 
-    def decode(self, batch: Sequence[Arrived]) -> tuple[list[Item], list[_Dead]]:
-        """Validate each message against the contract; what cannot be used is set aside."""
+    def decode(self, batch: Sequence[Arrived]
+               ) -> tuple[list[Item], list[_Dead], list[str | None]]:
+        """Validate each message against the contract; what cannot be used is set aside.
+        Also each message's own id, where it could be read."""
         items: list[Item] = []
         dead: list[_Dead] = []
+        ids: list[str | None] = []
         for arrived in batch:
+            ids.append(None)
             try:
-                good, refused = self._decode(arrived)
+                good, refused = self._decode(arrived, ids)
                 items.extend((m, arrived) for m in good)
                 dead.extend(refused)
             except _OffClock as exc:
@@ -113,7 +120,7 @@ class Pipeline:
             except Exception as exc:  # never let one message stop the ingest
                 log.exception("unexpected error decoding a message on %s", arrived.topic)
                 dead.append(_Dead(arrived, arrived.payload, f"decode: {exc!r}"))
-        return items, dead
+        return items, dead, ids
 
     def dedupe(self, items: list[Item]) -> list[Item]:
         """Only what the store has not seen, once (a resend, a backlog drained twice)."""
@@ -196,16 +203,19 @@ class Pipeline:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _decode(self, arrived: Arrived) -> tuple[list[Message], list[_Dead]]:
+    def _decode(self, arrived: Arrived, ids: list[str | None]
+                ) -> tuple[list[Message], list[_Dead]]:
         """The valid items a message carries, and each item of a batch the contract, the
         topic it came on or its time refuses: one bad item does not refuse the others. What
-        is wrong with the message as a whole raises ContractError."""
+        is wrong with the message as a whole raises ContractError. Its id, once read, is
+        the last of `ids`."""
         vehicle, channel = contract.parse_topic(arrived.topic)
         if channel in contract.DOWNLINK_CHANNELS:
             return [], []  # our own retained messages, echoed back by the wildcard subscription
         if vehicle not in self.vehicles:
             raise contract.ContractError(f"unknown vehicle {vehicle!r}")
         uplinked = contract.parse_uplink_items(arrived.payload)
+        ids[-1] = uplinked.id
         if uplinked.kind != channel.value:
             raise contract.ContractError(f"a {uplinked.kind} message on the {channel} topic")
         good: list[Message] = []

@@ -329,6 +329,7 @@ class Uplinked:
     each item of a batch that is not."""
 
     kind: str
+    id: str  # the message's own (a batch's, not its items')
     items: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status]
     refused: list[RefusedItem]
 
@@ -344,14 +345,14 @@ def parse_uplink_items(payload: bytes | str) -> Uplinked:
             raise exc from None
         return judged
     if isinstance(message, Batch):
-        return Uplinked("batch", list(message.items), [])
-    return Uplinked(message.kind, [message], [])
+        return Uplinked("batch", message.id, list(message.items), [])
+    return Uplinked(message.kind, message.id, [message], [])
 
 
 def _judge_each(payload: bytes | str) -> Uplinked | None:
     """A batch refused whole, read again item by item; None if it is not a batch at all."""
     try:
-        _BatchEnvelope.model_validate_json(payload, strict=True)
+        envelope = _BatchEnvelope.model_validate_json(payload, strict=True)
         document = json.loads(payload, object_pairs_hook=_Object)
     except (ValidationError, ValueError):
         return None
@@ -367,7 +368,7 @@ def _judge_each(payload: bytes | str) -> Uplinked | None:
             valid.append(_strict(_item, text))
         except ContractError as exc:
             refused.append(RefusedItem(text, f"items.{index}: {exc}"))
-    return Uplinked("batch", valid, refused)
+    return Uplinked("batch", envelope.id, valid, refused)
 
 
 def _strict(adapter: TypeAdapter[Any] | type[BaseModel], payload: bytes | str) -> Any:
