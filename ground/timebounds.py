@@ -39,6 +39,9 @@ class TimeBounds(BaseModel):
         if isinstance(message, contract.Status):
             return None
         offset = message.ts - received
+        seconds = offset.total_seconds()
+        if -self.behind_days * 86_400 <= seconds <= self.ahead_s:  # the usual case
+            return None
         if offset > timedelta(seconds=self.ahead_s):
             return (f"time: ts {message.ts.isoformat()} is {_span(offset)} ahead of the "
                     f"ground's clock (at most {_span(timedelta(seconds=self.ahead_s))}): "

@@ -392,8 +392,8 @@ def _strict(adapter: TypeAdapter[Any] | type[BaseModel], payload: bytes | str) -
 
 
 def _versioned(message: Any) -> None:
-    if isinstance(message, BaseModel) and "v" in type(message).model_fields \
-            and "v" not in message.model_fields_set:
+    if isinstance(message, BaseModel) and "v" not in message.__pydantic_fields_set__ \
+            and "v" in type(message).model_fields:
         raise ContractError("v: the protocol version is missing")
     for index, item in enumerate(message.items if isinstance(message, Batch) else ()):
         if "v" not in item.model_fields_set:
@@ -416,10 +416,12 @@ def _keys(value: Any) -> int:
     """How many JSON keys the parsed `value` was made of: one per field it was given, and
     those of the objects its fields hold (`_HOLDING`)."""
     if isinstance(value, BaseModel):
-        given = value.model_fields_set
+        given = value.__pydantic_fields_set__  # what model_fields_set reads, without the call
+        holding = _HOLDING.get(type(value))
+        if not holding:  # the hot path: a position, an event, a status
+            return len(given)
         fields = value.__dict__
-        return len(given) + sum(_keys(fields[name]) for name in _HOLDING.get(type(value), ())
-                                if name in given)
+        return len(given) + sum(_keys(fields[name]) for name in holding if name in given)
     if isinstance(value, dict):
         return len(value)  # a reading's values and flags: numbers and names only
     if isinstance(value, list):

@@ -9,14 +9,16 @@ means one of them is wrong (a receiver's start-up jump, a multipath fix 670 km a
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-from medicobus.geo import distance_m
+from medicobus.geo import EARTH_RADIUS_M, distance_m
 
 KMH_PER_MS = 3.6
 MOVING_SPEED_KMH = 5.0
 MAX_PLAUSIBLE_KMH = 160.0
 UNSTATED_ERROR_M = 10.0  # what a fix that states no error is allowed
+METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180  # of latitude; of longitude at most
 
 
 def moving(speed_ms: float | None, threshold_kmh: float = MOVING_SPEED_KMH) -> bool:
@@ -32,8 +34,13 @@ def too_fast(a: tuple[float, float, float | None, datetime],
     take more than `max_kmh`, once each is allowed its own error. Two fixes at the same time
     (or in the wrong order) are too fast if they are apart at all: never a division by zero."""
     slack = (a[2] or UNSTATED_ERROR_M) + (b[2] or UNSTATED_ERROR_M)
-    metres = max(0.0, distance_m(a[0], a[1], b[0], b[1]) - slack)
     seconds = (b[3] - a[3]).total_seconds()
+    reach = max(0.0, seconds) * max_kmh / KMH_PER_MS + slack  # the farthest it could go
+    # The usual case without trigonometry: the way along the meridian, then along the
+    # parallel (never longer than along the equator) is at least the great circle.
+    if (abs(a[0] - b[0]) + abs(a[1] - b[1])) * METRES_PER_DEGREE <= reach:
+        return False
+    metres = max(0.0, distance_m(a[0], a[1], b[0], b[1]) - slack)
     if seconds <= 0:
         return metres > 0
     return metres / seconds * KMH_PER_MS > max_kmh
