@@ -1,0 +1,200 @@
+"""A damaged SQLite file at start (a power cut while the SD card wrote, a worn card): every
+kind of file the bus and the ground keep, damaged three ways (garbage bytes, a truncated
+file, a page in the middle overwritten), is set aside as it was (renamed with the time,
+never deleted), logged at ERROR, and a new file is made in its place that works. Through
+the real processes: the agent (`medicobus onboard`) sets aside its outbox and plan and
+reports them, with the kiosk's, to the real ground over Mosquitto, which opens an alert;
+the ground (`medicobus ground`) sets aside its own database and says so on the dashboard."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ground.alerts import AlertStorage
+from ground.store import Store
+from medicobus.storage import SET_ASIDE, open_database, set_aside
+from onboard.kiosk.queue import PatientQueue
+from onboard.outbox import Outbox
+from onboard.plan import PlanStore
+from tests.clocks import ManualClock
+from tests.harness import MONDAY_8AM, VEHICLE, position
+
+pytestmark = pytest.mark.timeout(120)
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = 4096
+
+
+def _outbox(path: Path) -> None:
+    box = Outbox(path, reserve_mb=1)
+    for i in range(1500):
+        box.put(position(i))
+    box.close()
+
+
+def _plan(path: Path) -> None:
+    store = PlanStore(path)
+    for i in range(1500):
+        store.mark(f"2026-11-23/stop-{i:04d}/am", "arrival", MONDAY_8AM)
+    store.db.close()
+
+
+def _kiosk(path: Path) -> None:
+    queue = PatientQueue(path, None, VEHICLE, ManualClock(MONDAY_8AM))
+    for i in range(1500):  # a file of many pages
+        queue.open(f"2026-11-23/stop-{i:04d}/am")
+    queue.db.close()
+
+
+def _ground(path: Path) -> None:
+    store = Store(path)
+    store.record([(position(i), MONDAY_8AM) for i in range(1500)])
+    AlertStorage(path).close()
+    store.close()
+
+
+# Each opener writes one row through the module's own API and says how many it found.
+
+def _open_outbox(path: Path) -> int:
+    box = Outbox(path, reserve_mb=1)
+    found = box.count()
+    assert box.put(position(found)) and box.count() == found + 1
+    box.close()
+    return found
+
+
+def _open_plan(path: Path) -> int:
+    store = PlanStore(path)
+    found = len(store.progress())
+    store.mark(f"v{found}", "arrival", MONDAY_8AM)
+    assert len(store.progress()) == found + 1
+    store.db.close()
+    return found
+
+
+def _open_kiosk(path: Path) -> int:
+    queue = PatientQueue(path, None, VEHICLE, ManualClock(MONDAY_8AM))
+    found = int(queue.db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
+    queue.open(f"2026-11-23/noce-{found}/am")
+    queue.db.close()
+    return found
+
+
+def _open_ground(path: Path) -> int:
+    store = Store(path)  # then the alerts on the same file, as the service opens it
+    alerts = AlertStorage(path)
+    found = store.count("positions")
+    store.record([(position(found), MONDAY_8AM)])
+    assert store.count("positions") == found + 1
+    assert alerts.open_alerts() == []
+    alerts.close()
+    store.close()
+    return found
+
+
+KINDS: dict[str, tuple[Callable[[Path], None], Callable[[Path], int]]] = {
+    "outbox.db": (_outbox, _open_outbox),
+    "plan.db": (_plan, _open_plan),
+    "kiosk.db": (_kiosk, _open_kiosk),
+    "ground.db": (_ground, _open_ground),
+}
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+def truncated(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2 + 100)
+
+
+def page_overwritten(path: Path) -> None:
+    middle = path.stat().st_size // PAGE // 2
+    with path.open("r+b") as f:
+        f.seek(middle * PAGE)
+        f.write(os.urandom(PAGE))
+
+
+DAMAGES = [garbage, truncated, page_overwritten]
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", list(KINDS))
+def test_a_damaged_file_is_set_aside_and_a_new_one_works(
+        tmp_path: Path, name: str, damage: Callable[[Path], None],
+        caplog: pytest.LogCaptureFixture) -> None:
+    make, use = KINDS[name]
+    path = tmp_path / name
+    make(path)
+    assert not path.with_name(name + "-wal").exists()  # closed cleanly: all in the file
+    damage(path)
+    damaged = path.read_bytes()
+    caplog.set_level(logging.ERROR, logger="medicobus.storage")
+    assert use(path) == 0  # a new, empty file
+    [aside] = set_aside(tmp_path)
+    assert aside.name.startswith(name + SET_ASIDE)
+    assert aside.read_bytes() == damaged  # kept as it was, for whoever recovers it
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and str(path) in errors[0] and aside.name in errors[0]
+    assert use(path) == 1  # the new file is sound: opened again, nothing set aside
+    assert set_aside(tmp_path) == [aside]
+
+
+def test_a_sound_file_is_opened_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    _outbox(path)
+    assert Outbox(path, reserve_mb=1).count() == 1500
+    assert set_aside(tmp_path) == []
+
+
+def test_the_log_is_set_aside_with_its_file(tmp_path: Path) -> None:
+    """A damaged file's write-ahead log would be replayed into the new file: it goes with
+    it (a process killed with its log not yet checkpointed)."""
+    path = tmp_path / "outbox.db"
+    _outbox(path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO outbox (id, kind, payload, created) VALUES "
+                   "('x', 'position', '{}', '')")
+    wal = path.with_name("outbox.db-wal")
+    kept = wal.read_bytes()
+    assert kept  # the row is in the log only
+    garbage(path)
+    _open_outbox(path)
+    [aside] = set_aside(tmp_path)
+    assert aside.with_name(aside.name + "-wal").read_bytes() == kept
+    writer.close()
+
+
+def test_two_processes_opening_one_damaged_file_set_it_aside_once(tmp_path: Path) -> None:
+    """The agent and the kiosk start together and both open outbox.db."""
+    path = tmp_path / "outbox.db"
+    _outbox(path)
+    garbage(path)
+    code = ("import sys; from onboard.outbox import Outbox; "
+            "b = Outbox(sys.argv[1], reserve_mb=1); print(b.count()); b.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=30)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0] and outs == ["0"] * 4
+    assert len(set_aside(tmp_path)) == 1
+
+
+def test_a_locked_file_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    PlanStore(path).db.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        open_database(path, synchronous="FULL", busy_timeout_s=0.2)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert set_aside(tmp_path) == []
