@@ -181,8 +181,6 @@ class Outbox:
         self.reserve.free()
 
     def _resume_if_room(self) -> None:
-        if shutil.disk_usage(self.path.parent).free < 2 * self.reserve.size:
-            return
         if self.reserve.make():
             self.full = False
             log.warning("room on the disk again: positions are stored again (%d refused)",
@@ -289,7 +287,11 @@ class _Reserve:
         self.size = size
 
     def make(self) -> bool:
-        """Allocate it (if it is not already); False when the disk has no room for it."""
+        """Allocate it (if it is not already); False when the disk has no room for it and
+        as much again (a process starting on a full disk must not take back what another
+        freed for its events)."""
+        if not self.path.exists() and shutil.disk_usage(self.path.parent).free < 2 * self.size:
+            return False
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
         except OSError:
