@@ -20,12 +20,14 @@ import pytest
 
 from ground.alerts import AlertStorage
 from ground.store import Store
+from medicobus import contract
+from medicobus.brokers import Mosquitto, free_port
 from medicobus.storage import SET_ASIDE, open_database, set_aside
 from onboard.kiosk.queue import PatientQueue
 from onboard.outbox import Outbox
 from onboard.plan import PlanStore
 from tests.clocks import ManualClock
-from tests.harness import MONDAY_8AM, VEHICLE, position
+from tests.harness import FLEET, MONDAY_8AM, VEHICLE, position, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +200,87 @@ def test_a_locked_file_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
     holder.execute("ROLLBACK")
     holder.close()
     assert set_aside(tmp_path) == []
+
+
+class Process:
+    """A medicobus command in a process of its own, its log lines gathered from stderr."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "medicobus.cli", *args], cwd=ROOT,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, err
+        return err
+
+
+def _errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if " ERROR " in line]
+
+
+def test_the_bus_and_the_ground_set_aside_their_damaged_files_and_the_ground_hears(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    bus, base = tmp_path / "bus", tmp_path / "ground"
+    bus.mkdir()
+    base.mkdir()
+    damaged: dict[Path, bytes] = {}
+    for path, make, damage in [(bus / "outbox.db", _outbox, garbage),
+                               (bus / "plan.db", _plan, truncated),
+                               (bus / "kiosk.db", _kiosk, page_overwritten),
+                               (base / "ground.db", _ground, garbage)]:
+        make(path)
+        damage(path)
+        damaged[path] = path.read_bytes()
+    (bus / "onboard.toml").write_text(
+        f'vehicle = "{VEHICLE}"\ndata_dir = "{bus}"\n[broker]\nport = {mosquitto.port}\n'
+        f"[gps]\nport = {free_port()}\ntimeout_s = 0.5\n")  # no gpsd: the agent runs anyway
+    (base / "ground.toml").write_text(
+        f'fleet = "{FLEET}"\ndatabase = "{base / "ground.db"}"\n'
+        f"[broker]\nport = {mosquitto.port}\n[http]\nport = {free_port()}\n")
+
+    # The kiosk opens its queue as `medicobus kiosk` does, in a process of its own (its
+    # Textual screen is not run: there is no terminal here).
+    kiosk = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from medicobus.clock import SystemClock; from onboard.kiosk.queue import "
+         "PatientQueue; PatientQueue(Path(sys.argv[1]), None, 'perche-1', SystemClock())",
+         str(bus / "kiosk.db")], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert kiosk.returncode == 0 and len(_errors(kiosk.stderr)) == 0  # logging not set up
+    ground_proc = Process("ground", "--config", str(base / "ground.toml"))
+    # The ground publishes the bus's plan once subscribed: before it, the bus's first
+    # messages would wait for the ground's persistent session (docs/architecture.md).
+    subprocess.run(["mosquitto_sub", "-p", str(mosquitto.port), "-C", "1", "-W", "30", "-t",
+                    contract.topic(VEHICLE, contract.Channel.PLAN)], check=True,
+                   capture_output=True, timeout=40)
+    agent = Process("onboard", "--config", str(bus / "onboard.toml"))
+    stopped: dict[str, str] = {}
+    try:
+        def alerts() -> set[str]:
+            db = sqlite3.connect(f"file:{base / 'ground.db'}?mode=ro", uri=True)
+            try:
+                return {k for (k,) in db.execute("SELECT key FROM alerts WHERE closed_at "
+                                                 "IS NULL AND rule = 'trouble_code'")}
+            except sqlite3.DatabaseError:  # not set aside yet, or no table yet
+                return set()
+            finally:
+                db.close()
+
+        wanted = {"storage:set_aside_outbox", "storage:set_aside_plan",
+                  "storage:set_aside_kiosk"}
+        wait_until(lambda: alerts() == wanted, timeout=60,
+                   what="the ground's alerts for the bus's damaged files")
+    finally:
+        stopped["agent"] = agent.stop()
+        stopped["ground"] = ground_proc.stop()
+
+    for path, content in damaged.items():
+        [aside] = set_aside(path.parent) if path.parent == base else [
+            p for p in set_aside(bus) if p.name.startswith(path.name)]
+        assert aside.read_bytes() == content
+    agent_errors = _errors(stopped["agent"])
+    assert [e for e in agent_errors if "is damaged" in e and "outbox.db" in e]
+    assert [e for e in agent_errors if "is damaged" in e and "plan.db" in e]
+    assert [e for e in _errors(stopped["ground"]) if "is damaged" in e and "ground.db" in e]
+    assert len(set_aside(bus)) == 3 and len(set_aside(base)) == 1  # once each
