@@ -51,7 +51,7 @@ OTHER_WRITERS_POLL_S = 0.05
 
 # What a full disk may refuse: positions (a series: the next one tells where the bus is).
 EXPENDABLE = frozenset({"position"})
-DEFAULT_RESERVE_MB = 32.0  # ~2,000 events while the write-ahead log grows, far more after
+DEFAULT_RESERVE_MB = 32.0  # a few thousand events while the write-ahead log grows, far more after
 
 migrations = Migrations("outbox")
 
