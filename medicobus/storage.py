@@ -22,7 +22,8 @@ real (plain `CREATE`, `ALTER`, or sqlite-utils' `table.transform`).
 A damaged file (a power cut while an SD card wrote, a card wearing out) is found on open:
 `PRAGMA quick_check` on every open, before anything else touches the file. A file that is
 not a database or fails the check is set aside with its `-wal` and `-shm` (renamed
-`<name>.corrupt-<UTC time>`, never deleted: someone may recover rows from it), logged at
+`<name>.corrupt-<UTC time>`, not deleted: someone may recover rows from it; only the
+kiosk deletes its own once past the check-ins' retention, `delete_set_aside`), logged at
 ERROR, and a new file is made in its place: the bus and the ground keep running, and
 `set_aside` lists what was set aside so that it can be reported. The check and the rename
 are done under a lock on the directory (`flock`, not a lock on the file: closing any
@@ -38,6 +39,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -45,11 +47,13 @@ from sqlite_utils import Database, Migrations
 
 from medicobus.clock import Clock, SystemClock
 
-__all__ = ["Database", "Migrations", "migrate", "open_database", "run_script", "set_aside"]
+__all__ = ["Database", "Migrations", "damaged", "delete_set_aside", "migrate", "open_database",
+           "run_script", "set_aside", "set_aside_at"]
 
 log = logging.getLogger(__name__)
 
 SET_ASIDE = ".corrupt-"  # between a file's name and the time it was set aside
+_STAMP = "%Y%m%dT%H%M%SZ"
 _DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -80,6 +84,19 @@ def set_aside(directory: Path | str) -> list[Path]:
     return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
 
 
+def set_aside_at(path: Path) -> datetime:
+    """When the file `path` (one `set_aside` lists) was set aside, by its name."""
+    stamp = path.name.split(SET_ASIDE, 1)[1][:16]
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+
+
+def delete_set_aside(path: Path) -> None:
+    """Delete a file set aside, with its -wal and -shm: for data that must not outlive its
+    retention (the kiosk's check-ins), never for the rest."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def damaged(exc: sqlite3.Error) -> bool:
     """Whether SQLite says the file itself is bad (corrupt, or not a database)."""
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED
@@ -92,7 +109,7 @@ def _set_aside_if_damaged(path: Path, busy_timeout_s: float, clock: Clock) -> No
         problem = _check(path, busy_timeout_s)
         if problem is None:
             return
-        stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+        stamp = clock.now().strftime(_STAMP)
         target = path.with_name(f"{path.name}{SET_ASIDE}{stamp}")
         n = 1
         while target.exists():  # set aside twice in one second: both kept

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from ground.alerts import AlertStorage
 from ground.store import Store
 from medicobus import contract
 from medicobus.brokers import Mosquitto, free_port
-from medicobus.storage import SET_ASIDE, open_database, set_aside
+from medicobus.storage import SET_ASIDE, open_database, set_aside, set_aside_at
 from onboard.kiosk.queue import PatientQueue
 from onboard.outbox import Outbox
 from onboard.plan import PlanStore
@@ -284,3 +285,35 @@ def test_the_bus_and_the_ground_set_aside_their_damaged_files_and_the_ground_hea
     assert [e for e in agent_errors if "is damaged" in e and "plan.db" in e]
     assert [e for e in _errors(stopped["ground"]) if "is damaged" in e and "ground.db" in e]
     assert len(set_aside(bus)) == 3 and len(set_aside(base)) == 1  # once each
+
+
+def test_a_damaged_queue_file_goes_with_its_check_ins_retention(tmp_path: Path) -> None:
+    """Privacy first: the kiosk's file holds patients' initials, birth years and reasons,
+    kept 24 hours at most (docs/privacy.md); set aside, it is kept as long, not forever."""
+    path = tmp_path / "kiosk.db"
+    _kiosk(path)
+    page_overwritten(path)
+    clock = ManualClock(MONDAY_8AM)
+    queue = PatientQueue(path, None, VEHICLE, clock, retention=timedelta(hours=24))
+    [aside] = set_aside(tmp_path)
+    assert set_aside_at(aside) == MONDAY_8AM
+    clock.advance(23 * 3600)
+    queue.purge()
+    assert set_aside(tmp_path) == [aside]
+    clock.advance(3600 + 1)
+    queue.purge()
+    assert set_aside(tmp_path) == [] and not list(tmp_path.glob("*" + SET_ASIDE + "*"))
+    queue.close()
+
+
+def test_the_other_files_set_aside_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    _plan(path)
+    garbage(path)
+    clock = ManualClock(MONDAY_8AM)
+    PlanStore(path).db.close()
+    queue = PatientQueue(tmp_path / "kiosk.db", None, VEHICLE, clock)
+    clock.advance(30 * 86_400)
+    queue.purge()
+    assert [p.name.split(SET_ASIDE)[0] for p in set_aside(tmp_path)] == ["plan.db"]
+    queue.close()
