@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from ground.alerts import AlertStorage
 from ground.store import Store
@@ -29,6 +30,7 @@ from onboard.outbox import Outbox
 from onboard.plan import PlanStore
 from tests.clocks import ManualClock
 from tests.harness import FLEET, MONDAY_8AM, VEHICLE, position, wait_until
+from tests.test_fleet_pages import FleetScene, login
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,3 +319,21 @@ def test_the_other_files_set_aside_are_kept(tmp_path: Path) -> None:
     queue.purge()
     assert [p.name.split(SET_ASIDE)[0] for p in set_aside(tmp_path)] == ["plan.db"]
     queue.close()
+
+
+def test_the_fleet_page_says_the_ground_database_was_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "ground.db"
+    _ground(path)
+    truncated(path)
+    scene = FleetScene(path)
+    [aside] = set_aside(tmp_path)
+    with TestClient(scene.app()) as client:
+        login(client)
+        page = client.get("/fleet/").text
+    assert "Base de données du sol endommagée" in page and aside.name in page
+    scene.store.close()
+    healthy = FleetScene(tmp_path / "other" / "ground.db")
+    with TestClient(healthy.app()) as client:
+        login(client)
+        assert 'id="set-aside"' not in client.get("/fleet/").text
+    healthy.store.close()
