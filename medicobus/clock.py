@@ -55,6 +55,12 @@ class GpsSteppedClock:
     def now(self) -> datetime:
         return self.base.now() + self.step
 
+    @property
+    def speed(self) -> float:
+        """How much faster than real time the base runs (the demo's clock): what paces the
+        sensors' threads (onboard/telemetry/sensors/runner.py)."""
+        return float(getattr(self.base, "speed", 1.0))
+
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
 

@@ -16,7 +16,7 @@ import pytest
 from ground.timebounds import TimeBounds
 from medicobus import contract
 from medicobus.brokers import Mosquitto
-from medicobus.clock import GpsSteppedClock
+from medicobus.clock import AcceleratedClock, GpsSteppedClock
 from medicobus.geo import offset
 from medicobus.mqtt import BrokerSettings
 from onboard.agent import Agent
@@ -133,3 +133,9 @@ def test_the_clock_steps_only_forward_and_only_when_obviously_behind(
     assert clock.now() == (MONDAY_8AM + gps if stepped else MONDAY_8AM)
     clock.observe(MONDAY_8AM + gps + timedelta(seconds=1))  # a fix's latency: no new step
     assert clock.now() == (MONDAY_8AM + gps if stepped else MONDAY_8AM)
+
+
+def test_the_stepped_clock_runs_at_the_pace_of_its_base() -> None:
+    """The demo's clock runs faster than real time; the sensors pace on its speed."""
+    assert GpsSteppedClock(AcceleratedClock(MONDAY_8AM, 120.0)).speed == 120.0
+    assert GpsSteppedClock(ManualClock(MONDAY_8AM)).speed == 1.0
