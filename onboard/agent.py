@@ -98,12 +98,12 @@ class Agent:
         for plan in plans:
             log.info("plan for %s received: %d visits", plan.day, len(plan.visits))
             self.visits.use(plan)
-        self.storage.send_if_due()
         fix = self.source.read()
         if fix is None:
             self.silent_reads += 1
-            return
-        self.process(fix)
+        else:
+            self.process(fix)
+        self.storage.send_if_due()  # after the fix: a failing report never costs the GPS
 
     def process(self, fix: Fix) -> None:
         if not self.filter.accept(fix):
