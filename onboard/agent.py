@@ -45,11 +45,11 @@ class Agent:
         self.settings = settings
         self.vehicle = settings.vehicle
         self.source = source
-        self.clock = GpsSteppedClock(clock)
-        clock = self.clock
+        self.clock = GpsSteppedClock(clock)  # what the agent, its link and sensors stamp with
         self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows,
                              settings.outbox.reserve_mb)
-        self.storage = StorageReport(self.outbox, settings.data_dir, self.vehicle, clock)
+        self.storage = StorageReport(self.outbox, settings.data_dir, self.vehicle,
+                                     self.clock)
         self.filter = FixFilter(settings.filter, self.vehicle)
         if settings.filter.future_tolerance_s is not None:
             log.warning("filter.future_tolerance_s is ignored: fixes are judged by GPS time")
@@ -59,7 +59,7 @@ class Agent:
         self._new_plans: list[contract.Plan] = []
         self._plans_lock = threading.Lock()
         self.link = Link(settings.broker, self.vehicle, self.outbox, self._receive,
-                         clock=clock, batch_size=settings.outbox.batch_size,
+                         clock=self.clock, batch_size=settings.outbox.batch_size,
                          inflight_batches=settings.outbox.inflight_batches)
         self.silent_reads = 0
         self.step_errors = 0
