@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medicobus import contract
 from medicobus.clock import Clock, SystemClock
-from medicobus.storage import Database, Migrations, open_database, run_script
+from medicobus.storage import SET_ASIDE, Database, Migrations, open_database, run_script, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,12 @@ class Store:
     def __init__(self, path: Path | str, clock: Clock | None = None,
                  dead_letters: DeadLetterLimits | None = None) -> None:
         # Acknowledged to the broker only after commit: the commit must be on disk.
-        self.db = open_database(path, migrations, synchronous="FULL")
         self.clock = clock or SystemClock()
+        self.db = open_database(path, migrations, synchronous="FULL", clock=self.clock)
+        # Damaged copies of this file set aside (medicobus.storage), for the dashboard.
+        self.set_aside = [] if str(path) == ":memory:" else [
+            p for p in set_aside(Path(path).parent)
+            if p.name.startswith(Path(path).name + SET_ASIDE)]
         self.dead_letter_limits = dead_letters or DeadLetterLimits()
         self._lock = threading.RLock()
         self._columns = {t: list(self.db.table(t).columns_dict) for t in _TABLES.values()}

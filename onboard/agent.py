@@ -7,6 +7,11 @@ for the network. Equipment sensors (engine, house battery, fridge: `[[sensors]]`
 config) run one thread each (`onboard/telemetry/sensors/runner.py`) and put their Readings
 in the same outbox. A step that fails (a bug, a full disk) is logged and the loop goes on
 with its state: a restart by systemd would lose the filter's and the report policy's memory.
+
+The agent's clock is the one given, stepped to GPS time when it is obviously behind
+(`medicobus.clock.GpsSteppedClock`), so readings are not stamped months in the past by a
+Pi that booted without network. The storage (free space, what a full disk refused, damaged
+files set aside) is reported to the ground as readings (`onboard/storage_report.py`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import threading
 from datetime import datetime
 
 from medicobus import contract, motion
-from medicobus.clock import Clock
+from medicobus.clock import Clock, GpsSteppedClock
 from onboard.config import OnboardSettings
 from onboard.geofence import VisitTracker
 from onboard.link import Link
 from onboard.outbox import Outbox
 from onboard.plan import PlanStore
+from onboard.storage_report import StorageReport
 from onboard.telemetry.fix import Fix, GpsSource
 from onboard.telemetry.fix_filter import FixFilter
 from onboard.telemetry.reporting import ReportPolicy
@@ -39,8 +45,11 @@ class Agent:
         self.settings = settings
         self.vehicle = settings.vehicle
         self.source = source
-        self.clock = clock
-        self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows)
+        self.clock = GpsSteppedClock(clock)  # what the agent, its link and sensors stamp with
+        self.outbox = Outbox(settings.data_dir / "outbox.db", settings.outbox.max_rows,
+                             settings.outbox.reserve_mb)
+        self.storage = StorageReport(self.outbox, settings.data_dir, self.vehicle,
+                                     self.clock)
         self.filter = FixFilter(settings.filter, self.vehicle)
         if settings.filter.future_tolerance_s is not None:
             log.warning("filter.future_tolerance_s is ignored: fixes are judged by GPS time")
@@ -50,7 +59,7 @@ class Agent:
         self._new_plans: list[contract.Plan] = []
         self._plans_lock = threading.Lock()
         self.link = Link(settings.broker, self.vehicle, self.outbox, self._receive,
-                         clock=clock, batch_size=settings.outbox.batch_size,
+                         clock=self.clock, batch_size=settings.outbox.batch_size,
                          inflight_batches=settings.outbox.inflight_batches)
         self.silent_reads = 0
         self.step_errors = 0
@@ -92,12 +101,14 @@ class Agent:
         fix = self.source.read()
         if fix is None:
             self.silent_reads += 1
-            return
-        self.process(fix)
+        else:
+            self.process(fix)
+        self.storage.send_if_due()  # after the fix: a failing report never costs the GPS
 
     def process(self, fix: Fix) -> None:
         if not self.filter.accept(fix):
             return
+        self.clock.observe(fix.ts)
         self.moving = motion.moving(fix.speed, self.settings.report.moving_speed_kmh)
         crossings = self.visits.update(fix)
         for c in crossings:

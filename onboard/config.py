@@ -16,6 +16,7 @@ from medicobus.clock import DEFAULT_ZONE
 from medicobus.motion import MOVING_SPEED_KMH
 from medicobus.mqtt import BrokerSettings
 from medicobus.settings import ZoneName, load_toml
+from onboard.outbox import DEFAULT_RESERVE_MB
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -58,6 +59,8 @@ class OutboxSettings(_Section):
     max_rows: Annotated[int, Field(ge=1000)] = 200_000
     batch_size: Annotated[int, Field(ge=1, le=contract.MAX_BATCH_ITEMS)] = 200
     inflight_batches: Annotated[int, Field(ge=1, le=100)] = 8
+    # Disk space held for events when the disk fills up (see onboard/outbox.py).
+    reserve_mb: Annotated[float, Field(ge=1, le=4096)] = DEFAULT_RESERVE_MB
 
 
 class KioskSettings(_Section):

@@ -372,7 +372,8 @@ def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> Kio
     except OSError as exc:
         raise SystemExit(f"kiosk: cannot read the check-in key {kiosk.key_file}: {exc}") from None
     plans = PlanStore(settings.data_dir / "plan.db")
-    outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows)
+    outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows,
+                    reserve_mb=settings.outbox.reserve_mb)
     queue = PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
                          default_consult_min=kiosk.default_consult_min,
                          retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)

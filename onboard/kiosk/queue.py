@@ -20,6 +20,7 @@ expected, whose time will come before the ticket is reached.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,9 +31,20 @@ from zoneinfo import ZoneInfo
 
 from medicobus import contract
 from medicobus.clock import DEFAULT_ZONE, Clock
-from medicobus.storage import Database, Migrations, open_database, run_script
+from medicobus.storage import (
+    SET_ASIDE,
+    Database,
+    Migrations,
+    delete_set_aside,
+    open_database,
+    run_script,
+    set_aside,
+    set_aside_at,
+)
 from onboard.kiosk.matching import InputError
 from onboard.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["appointment", "walk_in"]
 Status = Literal["waiting", "called", "seen", "absent"]
@@ -213,7 +225,8 @@ class PatientQueue:
                  retention: timedelta = timedelta(hours=24),
                  zone: str = DEFAULT_ZONE) -> None:
         # synchronous=FULL: a check-in the patient saw is on disk.
-        self.db = open_database(path, migrations, synchronous="FULL")
+        self.path = Path(path)
+        self.db = open_database(path, migrations, synchronous="FULL", clock=clock)
         # Deleted rows are overwritten, not just unlinked: purged data must not linger in
         # free pages of the file.
         self.db.execute("PRAGMA secure_delete=ON")
@@ -441,7 +454,18 @@ class PatientQueue:
                 # Old row images also sit in the write-ahead log: fold it into the (securely
                 # overwritten) file and empty it.
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._purge_set_aside()
             return int(gone)
+
+    def _purge_set_aside(self) -> None:
+        # A damaged queue file set aside holds check-ins too: it goes once all of them are
+        # past their retention (they are older than the moment it was set aside).
+        cutoff = self.clock.now() - self.retention
+        for aside in set_aside(self.path.parent):
+            if aside.name.startswith(self.path.name + SET_ASIDE) and set_aside_at(aside) < cutoff:
+                delete_set_aside(aside)
+                log.warning("%s deleted: the check-ins of this damaged queue file are past "
+                            "their retention", aside.name)
 
     def close(self) -> None:
         with self._lock:

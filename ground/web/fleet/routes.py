@@ -134,7 +134,7 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     def index(request: Request, session: Session = page_user) -> Response:
         vehicles = [dash.summary(v) for v in dash.names]
         return page(request, "fleet_index.html", session, vehicles=vehicles,
-                    dead_letters=dash.dead_letters())
+                    dead_letters=dash.dead_letters(), set_aside=dash.set_aside())
 
     @router.get("/vehicles/{vehicle}", response_class=HTMLResponse)
     def vehicle_page(request: Request, vehicle: str, session: Session = page_user) -> Response:

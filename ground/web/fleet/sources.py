@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from ground.alerts import Rule
@@ -59,6 +60,8 @@ class SeriesSource(Protocol):
     @property
     def dead_letter_limits(self) -> DeadLetterLimits: ...
     def dead_letter_counts(self) -> DeadLetterCounts: ...
+    @property
+    def set_aside(self) -> Sequence[Path]: ...
 
 
 Sample = tuple[datetime, float | None, str | None]

@@ -175,6 +175,17 @@ class Dashboard:
                  f"the buses, set aside for analysis: {n} kept, {p} deleted (kept {days} "
                  "days at most).", state="warn")  # fmt: skip
 
+    def set_aside(self) -> Display | None:
+        """The ground's own database found damaged and set aside at a start, if it was."""
+        if not self.store.set_aside:
+            return None
+        names = ", ".join(p.name for p in self.store.set_aside)
+        return Display(
+            text=f"Base de données du sol endommagée, mise de côté au démarrage et remplacée "
+                 f"par une neuve (l'historique d'avant n'y est plus) : {names}. · The "
+                 "ground's database was damaged, set aside at a start and replaced by a new "
+                 f"one (the history before is not in it): {names}.", state="bad")  # fmt: skip
+
     def codes(self, vehicle: str) -> tuple[list[CodeOut], int]:
         """The first CODES_SHOWN codes set on the vehicle, by sensor, each once; and how
         many are set in all."""
