@@ -6,6 +6,7 @@ room again."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ from onboard.config import (
     OutboxSettings,
     ReportSettings,
 )
+from onboard.kiosk.queue import PatientQueue
 from onboard.outbox import Outbox, OutboxFull
 from onboard.telemetry.fix import Fix
 from tests.harness import MONDAY_8AM, VEHICLE, clock_at, ground, position, stored_ids, wait_until
@@ -235,3 +237,28 @@ def test_the_agent_rides_out_a_full_disk_and_the_ground_hears_of_it(
         if kiosk is not None:
             kiosk.close()
         service.stop()
+
+
+def test_a_check_in_on_a_full_disk_still_gives_the_patient_a_ticket(
+    disk: SmallDisk, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kiosk's own file has room, the outbox has none left (its reserve used up): the
+    ticket is given and kept, staff can read it in the log, and the queue reaches the
+    ground once there is room again."""
+    box = Outbox(disk.path / "outbox.db", reserve_mb=1)
+    queue = PatientQueue(tmp_path / "kiosk.db", box, VEHICLE, clock_at())
+    queue.open(VISIT)
+    disk.fill()
+    with pytest.raises(OutboxFull):
+        for i in range(100_000):
+            box.put(ticket(i))
+    with caplog.at_level(logging.ERROR, logger="onboard.kiosk.queue"):
+        first = queue.check_in_walk_in("JD", 1944, "renewal")
+    assert first.number == 1 and [t.number for t in queue.waiting()] == [1]
+    assert queue.unsent == 1 and "outbox is full" in caplog.text
+    disk.make_room()
+    second = queue.check_in_walk_in("MB", 1939, "renewal")
+    queues = [r.payload for r in box.after(0, 200_000) if r.kind == "queue"]
+    assert second.number == 2 and json.loads(queues[-1])["waiting"] == 2
+    box.close()
+    queue.db.close()

@@ -42,7 +42,7 @@ from medicobus.storage import (
     set_aside_at,
 )
 from onboard.kiosk.matching import InputError
-from onboard.outbox import Outbox
+from onboard.outbox import Outbox, OutboxFull
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,7 @@ class PatientQueue:
         # free pages of the file.
         self.db.execute("PRAGMA secure_delete=ON")
         self._outbox = outbox
+        self.unsent = 0  # changes the ground could not be told of: the outbox was full
         self.vehicle = vehicle
         self.clock = clock
         self.default_consult_min = default_consult_min
@@ -542,9 +543,16 @@ class PatientQueue:
         if self._outbox is None:
             return
         now = self.clock.now()
-        if ticket is not None and event is not None:
-            self._outbox.put(contract.TicketEvent(
-                vehicle=self.vehicle, ts=now, visit=ticket.visit, ticket=ticket.number,
-                appointment=ticket.appointment, event=event))
-        self._outbox.put(self.state())
+        try:
+            if ticket is not None and event is not None:
+                self._outbox.put(contract.TicketEvent(
+                    vehicle=self.vehicle, ts=now, visit=ticket.visit, ticket=ticket.number,
+                    appointment=ticket.appointment, event=event))
+            self._outbox.put(self.state())
+        except OutboxFull:
+            # The patient's ticket is kept here and the queue goes on: only the ground's
+            # view waits. The next change that finds room sends the queue as it then is.
+            self.unsent += 1
+            log.error("the outbox is full: the ground was not told of this change of the "
+                      "queue (%d so far)", self.unsent)
 
