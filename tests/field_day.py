@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Literal
 
 from ground.fleet import day_plan, load_fleet
 from medicobus import contract
@@ -57,10 +58,10 @@ def messages(start: datetime, end: datetime, moving_every_s: int,
 def live_position(n: int, after: datetime) -> contract.Position:
     """Where the bus is now, parked at the depot after the day: the n-th live fix."""
     fix = tournee().fix_at(after + timedelta(seconds=n))
-    return replace_id(fix.position(VEHICLE), f"live{n:08d}")
+    return _with_id(fix.position(VEHICLE), f"live{n:08d}")
 
 
-def replace_id(position: contract.Position, message_id: str) -> contract.Position:
+def _with_id(position: contract.Position, message_id: str) -> contract.Position:
     return position.model_copy(update={"id": message_id})
 
 
@@ -71,7 +72,7 @@ def _positions(start: datetime, end: datetime, moving_every_s: int,
         driving = isinstance(tournee().phase_at(t), Drive)
         fix = tournee().fix_at(t)
         if fix.has_fix:
-            yield replace_id(fix.position(VEHICLE), f"pos{n:08d}")
+            yield _with_id(fix.position(VEHICLE), f"pos{n:08d}")
             n += 1
         t += timedelta(seconds=moving_every_s if driving else parked_every_s)
 
@@ -79,11 +80,13 @@ def _positions(start: datetime, end: datetime, moving_every_s: int,
 def _events(start: datetime, end: datetime) -> Iterator[Message]:
     n = 0
     for stop in tournee().stops:
-        for event, ts in (("arrival", stop.arrive), ("departure", stop.depart)):
+        crossings: list[tuple[Literal["arrival", "departure"], datetime]] = [
+            ("arrival", stop.arrive), ("departure", stop.depart)]
+        for event, ts in crossings:
             if start <= ts < end:
                 yield contract.VisitEvent(id=f"evt{n:08d}", vehicle=VEHICLE, ts=ts,
                                           event=event, visit=stop.visit, stop=stop.stop,
-                                          lat=stop.lat, lon=stop.lon)  # type: ignore[arg-type]
+                                          lat=stop.lat, lon=stop.lon)
                 n += 1
 
 
@@ -91,13 +94,14 @@ def _readings(start: datetime, end: datetime) -> Iterator[Message]:
     n, t = 0, start
     while t < end:
         hours = (t - MIDNIGHT).total_seconds() / 3600
-        values = {"battery": {"soc_pct": round(90 - hours, 1), "voltage_v": 12.6},
-                  "fridge": {"temp_c": round(4.5 + (hours % 3) / 10, 2)}}
+        values: dict[str, dict[str, float | None]] = {
+            "battery": {"soc_pct": round(90 - hours, 1), "voltage_v": 12.6},
+            "fridge": {"temp_c": round(4.5 + (hours % 3) / 10, 2)}}
         if isinstance(tournee().phase_at(t), Drive):
             values["engine"] = {"coolant_c": 88.0, "rpm": 1800.0}
         for sensor, quantities in values.items():
             yield contract.Reading(id=f"rdg{n:08d}", vehicle=VEHICLE, ts=t, sensor=sensor,
-                                   values=quantities)  # type: ignore[arg-type]
+                                   values=quantities)
             n += 1
         t += timedelta(seconds=READING_EVERY_S)
 

@@ -252,6 +252,6 @@ def test_live_rows_put_faster_than_a_slow_link_carries_them_do_not_queue(
             link.stop()
     assert sum(g.store.count(t) for t in TABLES.values()) == rows
     # One by one, with paho's 20 in flight and a 2 s round trip, 400 rows take 40 s.
-    assert took < 15, took
+    assert took < 20, took
     assert link.stats["sent"] < rows // 4, link.stats
     g.stop()
