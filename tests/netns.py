@@ -68,6 +68,11 @@ def bus_namespace() -> Iterator[BusNamespace]:
         _run("ip", "netns", "add", ns.name)
         _run("ip", "link", "add", ns.host_if, "type", "veth", "peer", "name", ns.bus_if)
         _run("ip", "link", "set", ns.bus_if, "netns", ns.name)
+        # One wire-sized segment per packet (no GSO super-packets of 64 kB), so the loss
+        # rules drop what a radio would lose, not a whole burst at once.
+        _run("ip", "link", "set", ns.host_if, "gso_max_segs", "1", "gso_max_size", "1500")
+        _run(*ns.command("ip", "link", "set", ns.bus_if, "gso_max_segs", "1",
+                         "gso_max_size", "1500"))
         _run("ip", "addr", "add", f"{ns.host_ip}/30", "dev", ns.host_if)
         _run("ip", "link", "set", ns.host_if, "up")
         _run(*ns.command("ip", "addr", "add", f"{ns.bus_ip}/30", "dev", ns.bus_if))

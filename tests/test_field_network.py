@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from ground.service import GroundService
+from medicobus import contract
 from medicobus.brokers import Mosquitto
 from medicobus.mqtt import BrokerSettings
 from onboard.link import Link
@@ -99,7 +100,8 @@ def field_bus(ns: BusNamespace, data: Path, host: str, port: int, stretch: str,
 
 
 def stored(g: GroundService, table: str) -> list[tuple[str, str]]:
-    """(id, received) of what the ground committed, in the order it received it."""
+    """(id, received) of what the ground committed, in the order it received it (the items
+    of one MQTT batch share their receipt time: they follow the bus's order)."""
     rows = g.store.db.query(f"SELECT id, received FROM {table} ORDER BY received, ts")
     return [(r["id"], r["received"]) for r in rows]
 
@@ -122,7 +124,7 @@ def assert_each_stored_once(g: GroundService, expected: list[field_day.Message])
 def assert_events_in_order(g: GroundService, expected: list[field_day.Message]) -> None:
     """The stops' arrivals and departures reached the ground in the order they happened,
     and its live state has each at its time."""
-    events = [m for m in expected if isinstance(m, field_day.contract.VisitEvent)]
+    events = [m for m in expected if isinstance(m, contract.VisitEvent)]
     assert [i for i, _ in stored(g, "events")] == [e.id for e in events]
     state = g.state.get(VEHICLE)
     for e in events:
