@@ -152,11 +152,14 @@ def test_an_hour_of_driving_over_a_lossy_slow_link(
     expected = field_day.messages(start, end, 1, 1)
     g = ground(tmp_path, mosquitto.port, clock_at(end + timedelta(hours=1)))
     data = tmp_path / "bus"
-    bus_ns.loss(LOSS_PCT)
     try:
         with delay_relay(bus_ns.host_ip, mosquitto.port, LATENCY_S) as relay, \
                 field_bus(bus_ns, data, bus_ns.host_ip, relay.port, "hour", HOUR_SPEED) as bus:
             began = time.monotonic()
+            # Connected at the stop, then the poor coverage of the drive (under 30 % loss a
+            # first connection alone can take a minute of TCP and paho backoffs).
+            wait_until(lambda: bus.connected, what="the bus connected")
+            bus_ns.loss(LOSS_PCT)
             wait_until(lambda: g.store.count("positions") > 1000, timeout=60,
                        what="a first part stored")
             relay.cut()  # the connection lost mid-drive: the link must come back by itself
