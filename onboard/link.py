@@ -14,7 +14,9 @@ resends, not one a minute. The ground drops what it has already stored, by messa
 
 Ordering and fairness: on every (re)connection the rows already waiting become the backlog,
 sent oldest first in batches with a bounded number in flight; rows put after that are live
-and go out one by one ahead of the backlog, so a long drain never hides where the bus is.
+and go out ahead of the backlog, so a long drain never hides where the bus is: one by one,
+LIVE_INFLIGHT at most awaiting their PUBACK, and what was put meanwhile in one batch (a link
+with seconds of latency carries only a few messages per round trip).
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ from onboard.outbox import Outbox, Row
 
 log = logging.getLogger(__name__)
 
-LIVE_PER_ROUND = 50
+# Live messages awaiting their PUBACK at most: what is put meanwhile waits in the outbox and
+# goes as one batch when a place frees, so live data never queues in paho's memory behind
+# more than this (a slow link carries few messages per round trip; paho lets 20 in flight).
+LIVE_INFLIGHT = 4
 MAX_ACK_TIMEOUT_S = 3600.0
 
 
@@ -177,12 +182,20 @@ class Link:
                 live_cursor = backlog_end
 
             sent = False
-            for row in self.outbox.after(live_cursor, LIVE_PER_ROUND):
-                mid = self._publish(self._channel(row.kind), row.payload.encode())
+            while len(window.live) < LIVE_INFLIGHT:
+                rows = self.outbox.after(live_cursor, self.batch_size)
+                if not rows:
+                    break
+                if len(rows) == 1:
+                    message_id = rows[0].id
+                    mid = self._publish(self._channel(rows[0].kind), rows[0].payload.encode())
+                else:  # put faster than the link's round trips carry them one by one
+                    message_id = contract.new_id()
+                    mid = self._publish(contract.Channel.BATCH, self._batch(message_id, rows))
                 if mid is None:
                     break
-                window.sent(mid, row.id, [row.seq], batch=False)
-                live_cursor = row.seq
+                window.sent(mid, message_id, [r.seq for r in rows], live=True)
+                live_cursor = rows[-1].seq
                 sent = True
             while len(window.batches) < self.inflight_batches:
                 rows = self.outbox.after(backlog_cursor, self.batch_size, upto=backlog_end)
@@ -192,7 +205,7 @@ class Link:
                 mid = self._publish(contract.Channel.BATCH, self._batch(batch_id, rows))
                 if mid is None:
                     break
-                window.sent(mid, batch_id, [r.seq for r in rows], batch=True)
+                window.sent(mid, batch_id, [r.seq for r in rows], live=False)
                 backlog_cursor = rows[-1].seq
                 sent = True
             if not sent:
@@ -261,19 +274,20 @@ class _Window:
     def restart(self) -> None:
         self.rows: dict[str, list[int]] = {}  # message id -> outbox seqs
         self.mids: dict[int, str] = {}  # in flight: mid -> message id
-        self.batches: set[int] = set()  # the mids of batches in flight
+        self.batches: set[int] = set()  # the mids of backlog batches in flight
+        self.live: set[int] = set()  # the mids of live messages in flight
         self.heard_at: float | None = None  # the ground's last sign, while rows await it
 
-    def sent(self, mid: int, message_id: str, seqs: list[int], *, batch: bool) -> None:
+    def sent(self, mid: int, message_id: str, seqs: list[int], *, live: bool) -> None:
         self.rows[message_id] = seqs
         self.mids[mid] = message_id
-        if batch:
-            self.batches.add(mid)
+        (self.live if live else self.batches).add(mid)
 
     def broker_acked(self, mid: int, now: float) -> int:
         """The broker has the message; returns how many rows it carries (0 if the mid is
         a late PUBACK from before a restart, or the ground's ack came first)."""
         self.batches.discard(mid)
+        self.live.discard(mid)
         message_id = self.mids.pop(mid, None)
         seqs = None if message_id is None else self.rows.get(message_id)
         if seqs is None:

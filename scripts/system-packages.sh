@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (real Mosquitto, gpsd + gpsfake, Chromium,
-# openssl), or, when not root, says the exact command to run. Usage: system-packages.sh
+# openssl, iproute2 + nftables for the network namespaces and packet loss of
+# tests/test_field_network.py), or, when not root, says the exact command to run. Usage: system-packages.sh
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
-          victoria-metrics)
+          victoria-metrics iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
