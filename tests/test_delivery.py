@@ -199,7 +199,7 @@ def test_backlog_drains_oldest_first_without_starving_live_data(
         outbox.put(position(i))
     g = ground(tmp_path, mosquitto.port, clock_at(AFTER_THE_DRIVE))
     link = Link(BrokerSettings(port=mosquitto.port), VEHICLE, outbox, lambda plan: None,
-                batch_size=100, inflight_batches=4)
+                batch_size=20, inflight_batches=1)  # 300 round trips: the live fix comes mid-drain
     link.start()
     wait_until(link.connected.is_set, what="the bus connected")
     outbox.put(position(backlog))  # where the bus is now
