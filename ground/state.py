@@ -8,7 +8,9 @@ follow it. Presence is online / offline (the retained status and Last Will) / st
 (online, but no position for too long) / unknown.
 
 What is kept per visit and per sensor expires (`KEEP_VISITS`, `KEEP_READINGS`) and is
-capped, so a bus sending ever new keys cannot grow the ground's memory without end.
+capped, the newest kept, so a bus sending ever new keys cannot grow the ground's memory
+without end (a flood of invented quantities may push out a real one until its sensor's
+next reading).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ KEEP_VISITS = timedelta(days=3)  # a visit's arrival, departure and queue: today
 KEEP_READINGS = timedelta(days=7)  # a quantity no sensor has sent for a week is gone
 MAX_VISITS = 200
 MAX_READINGS = 400
+MAX_SENSORS = 40  # sensors whose trouble codes are kept
 PRUNE_EVERY = 1024  # messages of one vehicle: a count, cheaper than asking the time
 
 
@@ -138,7 +141,6 @@ class LiveState:
             if s._applied % PRUNE_EVERY == 0:
                 _prune(s, received)
 
-
     def note_off_clock(self, vehicle: str, offset: timedelta, received: datetime) -> None:
         """A message of `vehicle` was set aside: its clock was `offset` from the ground's."""
         with self._lock:
@@ -181,24 +183,23 @@ def _apply_reading(s: VehicleState, r: contract.Reading, at: datetime) -> None:
 def _prune(s: VehicleState, now: datetime) -> None:
     """Forget visits and quantities nothing has said anything of for a while, and keep the
     newest within the caps."""
-    _expire(s.arrivals, now - KEEP_VISITS, MAX_VISITS)
-    _expire(s.departures, now - KEEP_VISITS, MAX_VISITS)
-    _expire(s.queues_at, now - KEEP_VISITS, MAX_VISITS)
+    for times in (s.arrivals, s.departures, s.queues_at):
+        for visit in _expired(times, now - KEEP_VISITS, MAX_VISITS):
+            del times[visit]
     for visit in s.queues.keys() - s.queues_at.keys():
         del s.queues[visit]
-    times = {key: sample[0] for key, sample in s.readings.items()}
-    for key in times.keys() - _expire(times, now - KEEP_READINGS, MAX_READINGS).keys():
+    for key in _expired({k: sample[0] for k, sample in s.readings.items()},
+                        now - KEEP_READINGS, MAX_READINGS):
         del s.readings[key]
-    code_times = {sensor: ts for sensor, (ts, _) in s.codes.items()}
-    for sensor in code_times.keys() - _expire(code_times, now - KEEP_READINGS, 40).keys():
+    for sensor in _expired({k: ts for k, (ts, _) in s.codes.items()}, now - KEEP_READINGS,
+                           MAX_SENSORS):
         del s.codes[sensor]
 
 
-def _expire(times: dict[K, datetime], before: datetime, cap: int) -> dict[K, datetime]:
-    """Drop, in place, the keys older than `before`, then the oldest beyond `cap`."""
-    for key in [k for k, ts in times.items() if ts < before]:
-        del times[key]
-    if len(times) > cap:
-        for key in sorted(times, key=times.__getitem__)[:len(times) - cap]:
-            del times[key]
-    return times
+def _expired(times: dict[K, datetime], before: datetime, cap: int) -> set[K]:
+    """The keys older than `before`, and the oldest of the others beyond `cap`."""
+    old = {k for k, ts in times.items() if ts < before}
+    left = [k for k in times if k not in old]
+    if len(left) > cap:
+        old.update(sorted(left, key=times.__getitem__)[:len(left) - cap])
+    return old
