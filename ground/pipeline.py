@@ -227,6 +227,8 @@ class Pipeline:
                 error = f"payload says vehicle {item.vehicle!r} on {vehicle!r}'s topic"
             elif (late := self.bounds.judge(item, arrived.at)) is not None:
                 error, off = late, (vehicle, item.ts - arrived.at)
+            elif (odd := self.bounds.judge_forecasts(item, arrived.at)) is not None:
+                error = odd
             else:
                 good.append(item)
                 continue

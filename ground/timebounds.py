@@ -8,7 +8,8 @@ So the ground lets through what is at most `ahead` in the future (clocks that dr
 little) and at most `behind` in the past (a backlog drained after a long outage), and sets
 the rest aside as dead letters, counted per vehicle and shown on the dashboard. Whatever is
 let through leaves room for any arithmetic the ground does with it (days, weeks): nothing
-near the ends of the calendar comes in.
+near the ends of the calendar comes in. The times a message forecasts (a queue's end, its
+last booking) are held to today's session the same way (`judge_forecasts`).
 
 A status is exempt: the ground applies statuses in the order the broker delivers them and
 uses its own receipt time for them, never theirs (the Last Will carries the time it was
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ground.store import Message
 from medicobus import contract
+
+FORECAST_AHEAD = timedelta(days=1)  # a session's end and last booking: today's
 
 
 class TimeBounds(BaseModel):
@@ -50,6 +53,26 @@ class TimeBounds(BaseModel):
             return (f"time: ts {message.ts.isoformat()} is {_span(-offset)} behind the "
                     f"ground's clock (at most {self.behind_days} days): "
                     "is the bus's clock right?")  # fmt: skip
+        return None
+
+
+    def judge_forecasts(self, message: Message, received: datetime) -> str | None:
+        """Why a time a message forecasts cannot be used, or None when it can: a queue's
+        end or its last booking further than `FORECAST_AHEAD` ahead, or behind the past
+        window, is no forecast of today's session (and 9999-12-31 would make every ETA
+        after it overflow)."""
+        if not isinstance(message, contract.QueueState):
+            return None
+        for name, moment in (("ends_at", message.ends_at),
+                             ("last_booked", message.last_booked)):  # fmt: skip
+            if moment is None:
+                continue
+            offset = moment - received
+            if not -timedelta(days=self.behind_days) <= offset <= FORECAST_AHEAD:
+                return (f"time: {name} {moment.isoformat()} is {_span(abs(offset))} "
+                        f"{'ahead of' if offset > timedelta(0) else 'behind'} the ground's "
+                        f"clock (a forecast of the session, at most "
+                        f"{_span(FORECAST_AHEAD)} ahead)")  # fmt: skip
         return None
 
 

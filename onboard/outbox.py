@@ -123,26 +123,18 @@ class Outbox:
                 self._resume_if_room()
             if self.full and expendable:
                 return self._refuse(message)
-            try:
-                self._insert(message)
+            if self._stored(message):
                 return True
-            except sqlite3.OperationalError as exc:
-                if not _disk_full(exc):
-                    raise
-                self._become_full()
+            self._become_full()
             if expendable:
                 return self._refuse(message)
-            try:  # with the reserve freed
-                self._insert(message)
+            if self._stored(message):  # with the reserve freed
                 return True
-            except sqlite3.OperationalError as exc:
-                if not _disk_full(exc):
-                    raise
-                self._rollback()
-                self.refused[message.kind] += 1
-                log.error("the disk is full and so is the outbox's reserve: a %s could not "
-                          "be stored", message.kind)
-                raise OutboxFull(f"no room on the disk for a {message.kind}") from exc
+            self._rollback()
+            self.refused[message.kind] += 1
+            log.error("the disk is full and so is the outbox's reserve: a %s could not be "
+                      "stored", message.kind)
+            raise OutboxFull(f"no room on the disk for a {message.kind}")
 
     def _insert(self, message: Message) -> None:
         self._recount_if_others_wrote()
@@ -171,6 +163,16 @@ class Outbox:
         if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th...: a full disk does not flood the log
             log.warning("disk full: %d %s(s) refused so far", n, message.kind)
         return False
+
+    def _stored(self, message: Message) -> bool:
+        """Insert `message`; False when the disk is full (any other error raises)."""
+        try:
+            self._insert(message)
+            return True
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            return False
 
     def _become_full(self) -> None:
         self._rollback()

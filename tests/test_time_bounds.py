@@ -140,6 +140,25 @@ def test_the_past_window_takes_a_drained_backlog_but_not_a_clock_decades_behind(
     assert "61 days behind" in error
 
 
+def test_a_queue_forecasting_an_end_in_the_year_9999_is_set_aside(g: Ground,
+                                                                  http: httpx.Client) -> None:
+    stop = g.fleet.stop("noce")
+    g.send(contract.Channel.EVENT, event="arrival", visit="2026-11-23/noce/am", stop="noce",
+           lat=stop.lat, lon=stop.lon)
+    queue = dict(visit="2026-11-23/noce/am", open=True, waiting=3, consult_min=20.0,
+                 wait_min=60)
+    assert g.send(contract.Channel.QUEUE, **queue, ends_at=FAR_FUTURE) == 1
+    assert g.send(contract.Channel.QUEUE, **queue, last_booked="1980-01-06T00:00:00Z") == 1
+    (error, _) = [r[0] for r in g.store.db.execute("SELECT error FROM dead_letters")]
+    assert error.startswith("time: ends_at 9999-12-31T23:59:59+00:00 is")
+    assert g.state.get(VEHICLE).off_clock == 0  # the bus's clock is not in question
+    for path in ("/", f"/communes/{NOCE}", "/api/v1/stops", "/fleet/"):
+        assert http.get(path).status_code == 200, path
+    # A forecast of today's session is taken.
+    ends = (g.clock.now() + timedelta(hours=2)).isoformat()
+    assert g.send(contract.Channel.QUEUE, **queue, ends_at=ends, last_booked=ends) == 0
+
+
 def test_a_batch_keeps_its_items_whose_time_is_right(g: Ground) -> None:
     now = g.clock.now()
     items = [{"v": 1, "id": f"item{i:04d}", "vehicle": VEHICLE, "kind": "position",
