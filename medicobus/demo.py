@@ -241,7 +241,7 @@ def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Bro
         *(link(f"/communes/{v.insee}", f"{v.commune}, {v.arrive.astimezone(zone):%H:%M}–"
                                         f"{v.depart.astimezone(zone):%H:%M}")
           for v in day_plan(fleet, fleet.vehicles[0].id, day).visits),
-        link("/api/v1/stops", f"JSON API (http://127.0.0.1:{port}/docs for all of it)"),
+        link("/api/v1/stops", f"JSON API (http://127.0.0.1:{port}/api for all of it)"),
         link("/fleet/", f"fleet dashboard: log in as {manager[0]}, password {manager[1]}"),
         "",
         "Ctrl-C stops everything.",

@@ -141,7 +141,7 @@ class Dashboard:
             en.append(f"{s.held_back_count} implausible position(s) held back.")
         return DataQualityOut(
             off_clock=s.off_clock, off_clock_last_s=None if off is None else off.total_seconds(),
-            held_back=s.held_back_count, text_fr=" ".join(fr) or "Rien de mis de côté.",
+            held_back=s.held_back_count, text_fr=" ".join(fr) or "Rien n’a été mis de côté.",
             text_en=" ".join(en) or "Nothing set aside.")
 
     def _open_alerts(self, vehicle: str) -> list[AlertLike]:
