@@ -108,11 +108,13 @@ class Board:
             if views and not upcoming:
                 break
             for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
-                e = dated.entry
-                base = dict(visit=dated.id, stop=e.stop, vehicle=e.vehicle,
-                            vehicle_name=self._names[e.vehicle], day=dated.day, half=e.half,
-                            planned_arrive=dated.arrive, planned_depart=dated.depart)  # fmt: skip
-                f = live.forecast(e.vehicle, dated.id) if offset == 0 else None
+                base = dict(visit=dated.id, stop=dated.stop.id, vehicle=dated.vehicle,
+                            vehicle_name=self._names[dated.vehicle], day=dated.day,
+                            half=dated.half, planned_arrive=dated.arrive,
+                            planned_depart=dated.depart, place=dated.stop.place,
+                            moved_from=dated.planned_as[0] if dated.planned_as else None,
+                            added=dated.entry is None, note=dated.note)  # fmt: skip
+                f = live.forecast(dated.vehicle, dated.id) if offset == 0 else None
                 if dated.cancelled:
                     views.append(VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
                                            etd=None, delay_min=0,
