@@ -59,9 +59,15 @@ class Board:
     def notify(self, vehicles: set[str]) -> None:
         """Called once per ingested batch that changed these vehicles' state."""
         today = self.today()
-        communes = frozenset(
-            v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)
-        )
+        self._changed(frozenset(
+            v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)))
+
+    def replace_fleet(self, fleet: Fleet, communes: Collection[str]) -> None:
+        """The coordinator changed the tournée: these communes' pages are told."""
+        self.fleet = fleet
+        self._changed(frozenset(communes))
+
+    def _changed(self, communes: frozenset[str]) -> None:
         with self._lock:
             for insee in communes:  # before anyone is told, so no view is older than its news
                 self._versions[insee] = next(self._changes)
