@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from datetime import date, timedelta
 
 from ground.eta import Forecast, TravelModel, forecast_day
-from ground.fleet import Fleet, visits_on
+from ground.fleet import DatedVisit, Fleet, visits_on
 from ground.state import STALE_AFTER, LiveState
 from ground.views import QueueView, StopView, VisitStatus, VisitView
 from medicobus.clock import Clock
@@ -105,6 +105,18 @@ class Board:
         return forecast_day(self.fleet.day_visits(vehicle, self.today()),
                             self.state.get(vehicle), self.clock.now(), self.travel)
 
+    def visits(self, first: date, last: date, stop_ids: Collection[str] | None = None
+               ) -> list[VisitView]:  # fmt: skip
+        """The visits from `first` to `last` (at these stops), cancelled ones included, in
+        order of arrival; today's with their live status."""
+        live = _Live(self)
+        day, found = first, []
+        while day <= last:
+            found += [self._view(dated, live) for dated in visits_on(self.fleet, day)
+                      if stop_ids is None or dated.stop.id in stop_ids]
+            day += timedelta(days=1)
+        return found
+
     def _visits(self, stop_id: str, live: _Live, upcoming: bool) -> list[VisitView]:
         """The visits at one stop from today to the horizon (without `upcoming`, up to the
         first day that has any), cancelled ones included: only the vehicles that serve it
@@ -113,26 +125,27 @@ class Board:
         for offset in range(HORIZON_DAYS + 1):
             if views and not upcoming:
                 break
-            for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
-                base = dict(visit=dated.id, stop=dated.stop.id, vehicle=dated.vehicle,
-                            vehicle_name=self._names[dated.vehicle], day=dated.day,
-                            half=dated.half, planned_arrive=dated.arrive,
-                            planned_depart=dated.depart, place=dated.stop.place,
-                            moved_from=dated.planned_as[0] if dated.planned_as else None,
-                            added=dated.entry is None, note=dated.note)  # fmt: skip
-                f = live.forecast(dated.vehicle, dated.id) if offset == 0 else None
-                if dated.cancelled:
-                    views.append(VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
-                                           etd=None, delay_min=0,
-                                           cancel_reason=dated.cancelled.reason))
-                elif f is None:
-                    passed = dated.depart < live.now
-                    views.append(VisitView(**base, status=VisitStatus.PLANNED,  # type: ignore[arg-type]
-                                           eta=None if passed else dated.arrive,
-                                           etd=None if passed else dated.depart, delay_min=0))
-                else:
-                    views.append(self._live_view(base, f))
+            day = live.today + timedelta(days=offset)
+            views += [self._view(d, live) for d in visits_on(self.fleet, day, stop=stop_id)]
         return views
+
+    def _view(self, dated: DatedVisit, live: _Live) -> VisitView:
+        base = dict(visit=dated.id, stop=dated.stop.id, vehicle=dated.vehicle,
+                    vehicle_name=self._names[dated.vehicle], day=dated.day, half=dated.half,
+                    planned_arrive=dated.arrive, planned_depart=dated.depart,
+                    place=dated.stop.place,
+                    moved_from=dated.planned_as[0] if dated.planned_as else None,
+                    added=dated.entry is None, note=dated.note)  # fmt: skip
+        f = live.forecast(dated.vehicle, dated.id) if dated.day == live.today else None
+        if dated.cancelled:
+            return VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
+                             etd=None, delay_min=0, cancel_reason=dated.cancelled.reason)
+        if f is None:
+            passed = dated.depart < live.now
+            return VisitView(**base, status=VisitStatus.PLANNED,  # type: ignore[arg-type]
+                             eta=None if passed else dated.arrive,
+                             etd=None if passed else dated.depart, delay_min=0)
+        return self._live_view(base, f)
 
     def _live_view(self, base: dict[str, object], f: Forecast) -> VisitView:
         zone = self.fleet.zone

@@ -28,8 +28,10 @@ from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
 from ground.tournee import Changed, Tournee
 from ground.web.app import create_app
-from ground.web.auth import AuthSettings
+from ground.web.auth import Auth, AuthSettings
+from ground.web.console.api import console_api
 from ground.web.fleet import fleet_router
+from ground.web.fleet.security import Guard
 from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
@@ -93,8 +95,12 @@ class GroundService:
         self.ingest = Ingest(settings.broker, self.pipeline, clock,
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
-        self.app = create_app(self.board, fleet=fleet_router(
-            self.board, self.store, self.alerts, settings.dashboard), http=settings.http)
+        auth = Auth(settings.dashboard)  # one login for the dashboard and the console
+        self.app = create_app(
+            self.board, http=settings.http,
+            fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
+                               auth=auth),
+            console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

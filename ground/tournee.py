@@ -317,7 +317,7 @@ class Tournee:
                 try:
                     after = _fold(before, kind, body)
                 except ValidationError as exc:
-                    raise _refusal(exc) from None
+                    raise refusal(exc) from None
                 days = _days_of(before, kind, body, now) | _days_of(after, kind, body, now)
             found = differences(before, after, days)
             if not found and (kind != "entry" or after.timetable == before.timetable):
@@ -429,17 +429,22 @@ def check(kind: Kind, body: dict[str, Any], before: Fleet, after: Fleet,
                           f" et {b_entry.stop})", "two visits at once")
 
 
-def _refusal(exc: ValidationError) -> Refused:
+def refusal(exc: ValidationError, skip: Iterable[str] = ()) -> Refused:
+    """The first problem pydantic found, as a Refused naming its field (the last part of
+    its location but those in `skip`), in French where the kind of problem is known."""
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"]]
+    loc = [str(p) for p in err["loc"] if str(p) not in skip]
     message = err["msg"].removeprefix("Value error, ")
     return Refused(loc[-1] if loc else "form", _FR.get(err["type"], message), message)
 
 
-_FR = {"time_parsing": "heure invalide (HH:MM)", "date_from_datetime_parsing": "date invalide",
-       "date_parsing": "date invalide", "missing": "à remplir",
-       "literal_error": "valeur inconnue", "less_than_equal": "valeur trop grande",
-       "greater_than_equal": "valeur trop petite"}  # fmt: skip
+_FR = {"time_parsing": "heure invalide (HH:MM)", "date_parsing": "date invalide (AAAA-MM-JJ)",
+       "date_from_datetime_parsing": "date invalide (AAAA-MM-JJ)", "missing": "à remplir",
+       "literal_error": "valeur inconnue", "float_parsing": "nombre attendu",
+       "int_parsing": "nombre entier attendu", "string_too_long": "texte trop long",
+       "less_than_equal": "valeur trop grande", "greater_than_equal": "valeur trop petite",
+       "union_tag_invalid": "type de modification inconnu",
+       "extra_forbidden": "champ inconnu"}  # fmt: skip
 
 
 def _visit(visit: str) -> str:

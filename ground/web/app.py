@@ -40,9 +40,11 @@ class GroundApp(FastAPI):
 
 
 def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S,
-               fleet: APIRouter | None = None, http: HttpSettings | None = None) -> FastAPI:
+               fleet: APIRouter | None = None, http: HttpSettings | None = None,
+               console: APIRouter | None = None) -> FastAPI:  # fmt: skip
     """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
-    its own login) under /fleet. `http`: the headers and body limit (default settings)."""
+    its own login) under /fleet, and with `console` the coordinator's console beside it.
+    `http`: the headers and body limit (default settings)."""
     clock = clock or getattr(board, "clock", None) or SystemClock()
     http = http or HttpSettings()
     app = GroundApp(
@@ -56,8 +58,9 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
         version="1",
     )
     app.mount("/static", StaticFiles(directory=TEMPLATES.parent / "static"), name="static")
-    if fleet is not None:
-        app.include_router(fleet, prefix="/fleet")
+    for room in (fleet, console):
+        if room is not None:
+            app.include_router(room, prefix="/fleet")
     app.include_router(public_router(board, clock, refresh_s))
     templates = public_templates()
 

@@ -42,7 +42,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -117,10 +117,21 @@ def verify_password(password: str, stored: str) -> bool:
     return ScryptHash.parse(stored).verify(password)
 
 
+Role = Literal["fleet", "coordination", "readonly"]
+# What each role may change (every role may read every page behind the login): the fleet
+# manager acknowledges alerts, the coordinator (the medical assistant) runs the tournée.
+MAY: dict[str, frozenset[str]] = {"fleet": frozenset({"alerts"}),
+                                  "coordination": frozenset({"tournee"}),
+                                  "readonly": frozenset()}  # fmt: skip
+ROLE_FR = {"fleet": "gestion de flotte", "coordination": "coordination",
+           "readonly": "lecture seule"}  # fmt: skip
+
+
 class User(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
     password_hash: str
+    role: Role = "fleet"  # the accounts made before roles existed were the fleet managers'
 
     @field_validator("password_hash")
     @classmethod
@@ -230,6 +241,11 @@ class Session:
     last: datetime
     nonce: str
     csrf: str
+    role: Role = "readonly"
+
+    def may(self, action: str) -> bool:
+        """Whether this session's role may change `action` ("alerts", "tournee")."""
+        return action in MAY[self.role]
 
 
 class Auth:
@@ -242,6 +258,7 @@ class Auth:
         self.clock: Clock = clock or SystemClock()
         self._secret = secret or settings.secret()
         self._users = {u.name: ScryptHash.parse(u.password_hash) for u in settings.users}
+        self._roles: dict[str, Role] = {u.name: u.role for u in settings.users}
         # Verified against when the user is unknown, so that case takes as long.
         self._dummy = ScryptHash.parse(hash_password(secrets.token_urlsafe(16)))
         self.idle = timedelta(minutes=settings.idle_minutes)
@@ -356,7 +373,7 @@ class Auth:
         with self._lock:
             if nonce in self._revoked:
                 return None
-        return Session(user, issued_at, last_at, nonce, self._csrf(nonce))
+        return Session(user, issued_at, last_at, nonce, self._csrf(nonce), self._roles[user])
 
     def revoke(self, session: Session) -> None:
         now = self.clock.now()

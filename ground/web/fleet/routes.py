@@ -65,7 +65,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     def page(request: Request, name: str, session: Session | None, status_code: int = 200,
              touch: bool = True, **ctx: Any) -> Response:
         ctx.update(user=session.user if session else None,
-                   csrf=session.csrf if session else "")  # fmt: skip
+                   csrf=session.csrf if session else "",
+                   may=session.may if session else lambda action: False)  # fmt: skip
         response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
         return finish(request, response, session, touch)
 
@@ -188,6 +189,11 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                         title_fr="Action refusée", title_en="Action refused",
                         message="Le jeton de sécurité du formulaire est absent ou périmé : "
                                 "rechargez la page et recommencez.")  # fmt: skip
+        if not session.may("alerts"):
+            return page(request, "fleet_error.html", session, status_code=403,
+                        title_fr="Action refusée", title_en="Action refused",
+                        message="Votre rôle ne permet pas de prendre en charge une alerte "
+                                "(réservé à la gestion de flotte).")  # fmt: skip
         if alerts is None or not known(vehicle):
             return not_found(request, session)
         try:

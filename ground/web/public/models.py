@@ -28,6 +28,19 @@ class VisitOut(BaseModel):
     arrived_at: datetime | None
     departed_at: datetime | None
     cancel_reason: str
+    place: str = Field("", description="Where the bus parks for this visit")
+    moved_from: datetime | None = Field(
+        None, description="The planned arrival before the coordinator moved the visit")
+    added: bool = Field(False, description="A one-off visit, outside the timetable")
+    note: str = Field("", description="Why the visit was moved or added")
+
+
+class DatedVisitOut(VisitOut):
+    """A visit in the list of visits: with its commune."""
+
+    stop: str
+    commune: str
+    insee: str
 
 
 class QueueOut(BaseModel):

@@ -6,22 +6,28 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
-from ground.views import StopView
+from ground.views import StopView, VisitView
 from ground.web import sse
 from ground.web.public.calendar import calendar_ics
-from ground.web.public.models import ErrorOut, StopDetailOut, StopOut
+from ground.web.public.models import DatedVisitOut, ErrorOut, StopDetailOut, StopOut
 from ground.web.public.snapshot import Snapshot
-from ground.web.public.views import commune_page, planned_text, stop_detail_out, stop_out
+from ground.web.public.views import (
+    commune_page,
+    dated_visit_out,
+    planned_text,
+    stop_detail_out,
+    stop_out,
+)
 from medicobus.clock import Clock
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -37,6 +43,9 @@ class Board(Protocol):
 
     def version(self, insee: str) -> int: ...
 
+    def visits(self, first: date, last: date, stop_ids: Collection[str] | None = None
+               ) -> list[VisitView]: ...  # fmt: skip
+
     def subscribe(self, listener: sse.Listener) -> Callable[[], None]: ...
 
 
@@ -47,6 +56,7 @@ def public_templates() -> Jinja2Templates:
 
 
 _STOP_LIST = TypeAdapter(list[StopOut])
+MAX_VISIT_DAYS = 366  # the list of visits covers at most a year
 FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
 
@@ -166,5 +176,30 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
             media_type="text/calendar; charset=utf-8",
             headers={"Content-Disposition": f'inline; filename="medicobus-{insee}.ics"'},
         )
+
+    @router.get("/api/v1/visits", response_model=list[DatedVisitOut], tags=["visits"],
+                responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+                summary="Visits between two dates (of one commune), with their status and "
+                "why they were cancelled, moved or added")  # fmt: skip
+    def api_visits(
+        first: Annotated[date | None, Query(alias="from", description="Default: today")] = None,
+        last: Annotated[date | None, Query(alias="to", description="Default: in 14 days")] = None,
+        insee: Annotated[str | None, Query(description="One commune's INSEE code")] = None,
+    ) -> Response:
+        today = clock.now().astimezone(zone).date()
+        first = first or today
+        last = last or first + timedelta(days=14)
+        if not (date.min + timedelta(days=1) < first <= last < date.max - timedelta(days=1)) \
+                or (last - first).days >= MAX_VISIT_DAYS:  # fmt: skip
+            return JSONResponse({"detail": f"from must be on or before to, at most "
+                                           f"{MAX_VISIT_DAYS} days"}, 422)  # fmt: skip
+        stops = None
+        if insee is not None:
+            stops = [s.id for s in board.fleet.stops if s.insee == insee]
+            if not stops:
+                return JSONResponse({"detail": "commune inconnue / unknown commune"}, 404)
+        body = ",".join(dated_visit_out(v, board.fleet.stop(v.stop), zone).model_dump_json()
+                        for v in board.visits(first, last, stops))  # fmt: skip
+        return Response(f"[{body}]", media_type="application/json")
 
     return router

@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ground.fleet import Stop
 from ground.views import StopView, VisitStatus, VisitView
 from ground.web.format import day_label_fr, half_label, hm
 from ground.web.public.models import (
     CommunePageOut,
+    DatedVisitOut,
     PageTexts,
     QueueOut,
     RowTexts,
@@ -50,7 +52,16 @@ def visit_out(v: VisitView, zone: ZoneInfo) -> VisitOut:
         arrived_at=_local(v.arrived_at, zone),
         departed_at=_local(v.departed_at, zone),
         cancel_reason=v.cancel_reason,
+        place=v.place,
+        moved_from=_local(v.moved_from, zone),
+        added=v.added,
+        note=v.note,
     )
+
+
+def dated_visit_out(v: VisitView, stop: Stop, zone: ZoneInfo) -> DatedVisitOut:
+    return DatedVisitOut(**visit_out(v, zone).model_dump(), stop=stop.id, commune=stop.commune,
+                         insee=stop.insee)
 
 
 def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
