@@ -59,9 +59,15 @@ class Board:
     def notify(self, vehicles: set[str]) -> None:
         """Called once per ingested batch that changed these vehicles' state."""
         today = self.today()
-        communes = frozenset(
-            v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)
-        )
+        self._changed(frozenset(
+            v.insee for vehicle in vehicles for v in self.fleet.day_visits(vehicle, today)))
+
+    def replace_fleet(self, fleet: Fleet, communes: Collection[str]) -> None:
+        """The coordinator changed the tournée: these communes' pages are told."""
+        self.fleet = fleet
+        self._changed(frozenset(communes))
+
+    def _changed(self, communes: frozenset[str]) -> None:
         with self._lock:
             for insee in communes:  # before anyone is told, so no view is older than its news
                 self._versions[insee] = next(self._changes)
@@ -108,11 +114,13 @@ class Board:
             if views and not upcoming:
                 break
             for dated in visits_on(self.fleet, live.today + timedelta(days=offset), stop=stop_id):
-                e = dated.entry
-                base = dict(visit=dated.id, stop=e.stop, vehicle=e.vehicle,
-                            vehicle_name=self._names[e.vehicle], day=dated.day, half=e.half,
-                            planned_arrive=dated.arrive, planned_depart=dated.depart)  # fmt: skip
-                f = live.forecast(e.vehicle, dated.id) if offset == 0 else None
+                base = dict(visit=dated.id, stop=dated.stop.id, vehicle=dated.vehicle,
+                            vehicle_name=self._names[dated.vehicle], day=dated.day,
+                            half=dated.half, planned_arrive=dated.arrive,
+                            planned_depart=dated.depart, place=dated.stop.place,
+                            moved_from=dated.planned_as[0] if dated.planned_as else None,
+                            added=dated.entry is None, note=dated.note)  # fmt: skip
+                f = live.forecast(dated.vehicle, dated.id) if offset == 0 else None
                 if dated.cancelled:
                     views.append(VisitView(**base, status=VisitStatus.CANCELLED, eta=None,  # type: ignore[arg-type]
                                            etd=None, delay_min=0,

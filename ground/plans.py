@@ -5,6 +5,7 @@ hashed appointments (likewise, and as soon as a new export is imported)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import date
 
 import paho.mqtt.client as mqtt
@@ -22,14 +23,18 @@ class PlanPublisher:
         self.published_for: date | None = None
         self._appointments_sent: dict[str, str] = {}  # vehicle -> id of the set last sent
 
-    def publish(self, day: date) -> None:
+    def publish(self, day: date, vehicles: Collection[str] | None = None) -> None:
+        """Every bus's plan for `day` (or these buses', after the tournée changed)."""
         for vehicle in self.fleet.vehicles:
+            if vehicles is not None and vehicle.id not in vehicles:
+                continue
             plan = day_plan(self.fleet, vehicle.id, day)
             self.client.publish(contract.topic(vehicle.id, contract.Channel.PLAN),
                                 plan.to_json(), qos=1, retain=True)
             log.info("plan for %s on %s published: %d visits", vehicle.id, day,
                      len(plan.visits))
-        self.published_for = day
+        if vehicles is None:
+            self.published_for = day
 
     def publish_if_new_day(self, today: date) -> None:
         if self.published_for != today:

@@ -26,6 +26,7 @@ from ground.plans import PlanPublisher
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
+from ground.tournee import Changed, Tournee
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
 from ground.web.fleet import fleet_router
@@ -70,7 +71,9 @@ class GroundService:
                  fleet: Fleet | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.fleet = fleet or load_fleet(settings.fleet)
+        # The tournée: the fleet file and the coordinator's changes (ground.tournee).
+        self.tournee = Tournee(fleet or load_fleet(settings.fleet), settings.database, clock)
+        self.fleet = self.tournee.fleet
         self.store = Store(settings.database, clock, settings.dead_letters)
         self.state = LiveState()
         self.travel = TravelModel()
@@ -92,6 +95,7 @@ class GroundService:
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         self.app = create_app(self.board, fleet=fleet_router(
             self.board, self.store, self.alerts, settings.dashboard), http=settings.http)
+        self.tournee.subscribe(self._tournee_changed)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
@@ -134,6 +138,7 @@ class GroundService:
             if part is not None:
                 part.stop()
         self.alerts.close()
+        self.tournee.close()
         self.store.close()
 
     def _alert_timer(self) -> None:
@@ -142,6 +147,15 @@ class GroundService:
             changed = self.alerts.evaluate()
             if changed:
                 self.board.notify({a.vehicle for a in changed})
+
+    def _tournee_changed(self, changed: Changed) -> None:
+        """The coordinator changed the tournée: everything that reads it reads the new one,
+        the communes' pages are told, and today's buses get their plan again."""
+        self.fleet = self.alerts.fleet = self.plans.fleet = changed.fleet
+        self.board.replace_fleet(changed.fleet, changed.communes)
+        today = self.board.today()
+        if today in changed.days and self.ingest.connected.is_set():
+            self.plans.publish(today, changed.vehicles)
 
     def _publish_plans(self) -> None:
         today = self.board.today()

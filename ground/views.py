@@ -73,6 +73,10 @@ class VisitView:
     arrived_at: datetime | None = None
     departed_at: datetime | None = None
     cancel_reason: str = ""
+    place: str = ""  # where the bus parks for this visit (the stop's usual place, or the day's)
+    moved_from: datetime | None = None  # the planned arrival before the coordinator moved it
+    added: bool = False  # a one-off visit
+    note: str = ""  # why it was moved or added
 
     @property
     def label_fr(self) -> str:

@@ -6,6 +6,7 @@ wrong` for content, never as a traceback.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Self, TypeVar
@@ -51,12 +52,35 @@ def parse_toml(text: str, model: type[M], source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{source}: {_key_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            + (f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else "")
-            for err in exc.errors(include_url=False)
-        ]
+        problems = []
+        for err in exc.errors(include_url=False):
+            message, loc = err["msg"].removeprefix("Value error, "), err["loc"]
+            item = _ITEM.match(message) if not loc else None
+            if item is not None:  # a whole-file check naming the item: "timetable[3]: ..."
+                loc = (item["table"], int(item["index"]))
+                message = message[item.end():]
+            got = f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else ""
+            problems.append(f"{source}: {_line_of(text, loc)}{_key_path(loc)}: {message}{got}")
         raise ConfigError("\n".join(problems)) from None
+
+
+_ITEM = re.compile(r"^(?P<table>\w+)\[(?P<index>\d+)\]: ")
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> str:
+    """ "line N: " of the table a problem is in, when it is the Nth `[[name]]` of the file
+    (a fleet's timetable entries, stops...) or a top-level key; else nothing. tomllib
+    keeps no positions, so the headers are found in the text."""
+    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
+        header = re.compile(rf"^\s*\[\[\s*{re.escape(loc[0])}\s*\]\]", re.MULTILINE)
+        found = list(header.finditer(text))
+        if loc[1] < len(found):
+            return f"line {text.count(chr(10), 0, found[loc[1]].start()) + 1}: "
+    elif len(loc) >= 1 and isinstance(loc[0], str):
+        key = re.search(rf"^\s*{re.escape(loc[0])}\s*=", text, re.MULTILINE)
+        if key is not None:
+            return f"line {text.count(chr(10), 0, key.start()) + 1}: "
+    return ""
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -81,7 +81,7 @@ def test_onboard_config_errors(tmp_path: Path) -> None:
     path.write_text('vehicle = "Bus 1!"\n[gps]\nport = 99999\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_onboard(path)
-    assert f"{path}: vehicle" in str(caught.value)
+    assert f"{path}: line 1: vehicle" in str(caught.value)
     assert f"{path}: gps.port" in str(caught.value)
 
 
