@@ -179,8 +179,9 @@ def _fleet_summary(path: Path) -> str:
 
     fleet = load_fleet(path)
     v, s, t = len(fleet.vehicles), len(fleet.stops), len(fleet.timetable)
-    return (f"{path}: {v} véhicule(s), {s} arrêt(s), {t} entrée(s) d'horaire / "
-            f"{v} vehicles, {s} stops, {t} timetable entries")
+    c = len(fleet.closures)
+    return (f"{path}: {v} véhicule(s), {s} arrêt(s), {t} entrée(s) d'horaire, "
+            f"{c} fermeture(s) / {v} vehicles, {s} stops, {t} timetable entries, {c} closures")
 
 
 def _check_fleet(path: Path) -> int:
