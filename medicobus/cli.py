@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="ground TOML file (default: /etc/medicobus/ground.toml)")
     ground.add_argument("--check", action="store_true",
                         help="check the configuration and the fleet file, then exit")
+    ground.add_argument("--fleet", type=Path, metavar="FILE",
+                        help="with --check: check this fleet file on its own, no ground "
+                        "configuration needed")
     ground.add_argument("--import-appointments", type=Path, metavar="CSV",
                         help="import the day's bookings (CSV export: id, time, last name, "
                         "first name, birth date) for one vehicle, then exit; the running "
@@ -104,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_onboard(args.config)
         if args.command == "kiosk":
             return _run_kiosk(args.config)
+        if args.fleet is not None:
+            if not args.check:
+                parser.error("--fleet ne va qu'avec --check / --fleet goes with --check")
+            return _check_fleet(args.fleet)
         if args.import_appointments:
             return _import_appointments(args.config, args.import_appointments, args.vehicle,
                                         args.date)
@@ -166,17 +173,29 @@ def _import_appointments(config: Path, csv_file: Path, vehicle: str | None,
     return 0
 
 
+def _fleet_summary(path: Path) -> str:
+    """What a fleet file holds, in one line; a broken one raises ConfigError."""
+    from ground.fleet import load_fleet
+
+    fleet = load_fleet(path)
+    v, s, t = len(fleet.vehicles), len(fleet.stops), len(fleet.timetable)
+    c = len(fleet.closures)
+    return (f"{path}: {v} véhicule(s), {s} arrêt(s), {t} entrée(s) d'horaire, "
+            f"{c} fermeture(s) / {v} vehicles, {s} stops, {t} timetable entries, {c} closures")
+
+
+def _check_fleet(path: Path) -> int:
+    print(f"ok: {_fleet_summary(path)}")
+    return 0
+
+
 def _run_ground(config: Path, check: bool) -> int:
     from ground.service import GroundService, load_ground
     from medicobus.clock import SystemClock
 
     settings = load_ground(config)
     if check:
-        from ground.fleet import load_fleet
-
-        fleet = load_fleet(settings.fleet)
-        print(f"{config}: ok; {settings.fleet}: {len(fleet.vehicles)} vehicles, "
-              f"{len(fleet.stops)} stops, {len(fleet.timetable)} timetable entries")
+        print(f"{config}: ok; {_fleet_summary(settings.fleet)}")
         return 0
     service = GroundService(settings, SystemClock())
     stop = stop_on_signals()
