@@ -31,7 +31,7 @@ ROLES = {"marie": "coordination", "claire": "fleet", "paul": "readonly"}
 HASH = hash_password(PASSWORD)
 # Monday 23 November 2026, 08:00 in Paris: Nocé 08:30, Bellême 11:00, Pervenchères 14:00.
 VISIT = "2026-11-23/pervencheres/pm"
-PERVENCHERES = "61326"
+PERVENCHERES = "61327"
 
 
 @pytest.fixture
