@@ -29,6 +29,7 @@ from ground.timebounds import TimeBounds
 from ground.web.app import create_app
 from ground.web.auth import AuthSettings
 from ground.web.fleet import fleet_router
+from ground.web.map import MapSettings
 from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
@@ -54,6 +55,7 @@ class GroundSettings(BaseModel):
     notify: NotifySettings = NotifySettings()
     influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
+    map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -91,7 +93,8 @@ class GroundService:
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         self.app = create_app(self.board, fleet=fleet_router(
-            self.board, self.store, self.alerts, settings.dashboard), http=settings.http)
+            self.board, self.store, self.alerts, settings.dashboard,
+            map_settings=settings.map), http=settings.http, map_settings=settings.map)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
