@@ -26,7 +26,7 @@ from medicobus import contract
 from medicobus.geo import distance_m, offset, thin_track
 from medicobus.settings import ConfigError
 from tests.harness import FLEET
-from tests.test_fleet_pages import HASHES, USER, FleetScene, login
+from tests.test_fleet_pages import FleetScene, ground_config, login
 from tests.test_web_pages import VEHICLE, LiveServer, Scene
 
 TILES = MapSettings(tiles="http://tiles.example.net:8081/osm/{z}/{x}/{y}.png",
@@ -56,8 +56,9 @@ class MapScene(FleetScene):
         self.board.notify({VEHICLE})
 
     def morning_drive(self) -> list[tuple[float, float]]:
-        """From the depot, 6 km west of Nocé, towards Nocé: a fix every 100 m for 30 min,
-        then parked (ten fixes on the spot); and yesterday's trip, which is not today's."""
+        """From the depot, 6 km west of Nocé, to 100 m short of its stop: a fix every 100 m
+        for 30 min, then parked (ten fixes on the spot); and yesterday's trip, which is not
+        today's."""
         noce = self.fleet.stop("noce")
         self.position(noce.lat, noce.lon - 0.5, minutes_ago=24 * 60)  # yesterday
         driven = []
@@ -105,7 +106,7 @@ def test_the_map_shows_vehicles_the_days_stops_and_the_route(client: TestClient,
     assert bus["presence"] == "online" and bus["presence_text"] == "en ligne · online"
     assert bus["position"]["lat"] == pytest.approx(driven[-1][0])
     assert bus["position"]["ts"] == "2026-11-23T07:55:00+01:00"  # local time, the last fix
-    assert bus["status"] == "planned"  # parked 6 km away for ten minutes
+    assert bus["status"] == "planned"  # parked near the stop, no arrival yet
     assert bus["status_text"] == "Prochain arrêt : Nocé (prévu · scheduled)"
     stops = bus["stops"]
     assert [(s["n"], s["commune"], s["hours"]) for s in stops] == [
@@ -219,21 +220,13 @@ def test_the_csp_lets_in_the_configured_tile_server_alone(scene: MapScene) -> No
 
 
 def test_the_ground_config_sets_the_map(tmp_path: Path) -> None:
-    config = tmp_path / "ground.toml"
-    config.write_text(f"""
-fleet = "{FLEET}"
-database = "ground.db"
-[dashboard]
-session_secret = "s3cret-for-tests-only-0123456789"
-[[dashboard.users]]
-name = "{USER}"
-password_hash = "{HASHES[USER]}"
+    config = ground_config(tmp_path, """
 [map]
-tiles = "https://tuiles.example.fr/carte/{{z}}/{{x}}/{{y}}.png?cle=abc"
+tiles = "https://tuiles.example.fr/carte/{z}/{x}/{y}.png?cle=abc"
 attribution = "© IGN, OpenStreetMap"
 attribution_url = "https://tuiles.example.fr/credits"
 max_zoom = 17
-""", encoding="utf-8")
+""")
     service = GroundService(load_ground(config), Scene().clock)
     try:
         with TestClient(service.app) as c:
