@@ -201,8 +201,33 @@ def test_the_store_reads_a_bounded_track(scene: MapScene) -> None:
     track = scene.store.track(VEHICLE, now - timedelta(hours=1), now + timedelta(seconds=1),
                               max_rows=100)
     assert 90 <= len(track) <= 101
-    assert track[0] == (48.0, 0.5 + 999 / 1000) and track[-1] == (48.0, 0.5)  # oldest first
+    assert track[0][:2] == (48.0, 0.5 + 999 / 1000) and track[-1][:2] == (48.0, 0.5)
+    assert track[-1][3] == now and track[0][3] < track[1][3]  # oldest first, with times
     assert scene.store.track("other", now - timedelta(hours=1), now, 100) == []
+
+
+def test_wild_fixes_stay_off_the_route(client: TestClient, scene: MapScene) -> None:
+    """A fix 40 km off for one report (multipath, a receiver's glitch) is not driven: the
+    marker never went there (ground.state holds it back), nor does the line."""
+    login(client)
+    noce = scene.fleet.stop("noce")
+    for i in range(10):
+        scene.position(*offset(noce.lat, noce.lon, 0, -3000 + 300 * i), minutes_ago=10 - i)
+        if i == 4:
+            scene.position(*offset(noce.lat, noce.lon, 40_000, 0), minutes_ago=5.5)
+    route = client.get("/fleet/api/map").json()["vehicles"][0]["route"]
+    assert len(route) == 10
+    assert max(distance_m(noce.lat, noce.lon, lat, lon) for lat, lon in route) < 3100
+    # the last fix wild: held back, off the line too, until the next one agrees with it
+    far = offset(noce.lat, noce.lon, 40_000, 0)
+    scene.position(*far, minutes_ago=0.5)
+    route = client.get("/fleet/api/map").json()["vehicles"][0]["route"]
+    assert len(route) == 10
+    scene.position(*offset(*far, 0, 300), minutes_ago=0)
+    route = client.get("/fleet/api/map").json()["vehicles"][0]["route"]
+    assert len(route) == 12 and tuple(route[-2]) == pytest.approx(far)
+    assert client.get("/fleet/api/map").json()["vehicles"][0]["position"]["lat"] == \
+        pytest.approx(route[-1][0])
 
 
 # --- settings and the Content-Security-Policy ------------------------------------------------

@@ -4,8 +4,8 @@ each with its live status; and the route it has driven since midnight.
 
 The fleet is read from the board at each request (it may be replaced while the ground
 runs). Texts are made here, French then English, so the script only puts them in place.
-The route is thinned (`medicobus.geo.thin_track`) and capped: a whole day stays a few
-kilobytes for a phone.
+The route leaves out the wild fixes the live state holds back, and is thinned
+(`medicobus.geo.thin_track`) and capped: a whole day stays a few kilobytes for a phone.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ground.web.fleet.views import PRESENCE_EN, PRESENCE_FR
 from ground.web.format import hm
 from medicobus.clock import Clock
 from medicobus.geo import thin_track
+from medicobus.motion import too_fast
 
 ROUTE_MIN_STEP_M = 25.0  # closer fixes (a parked bus, a slow crawl) add nothing at a glance
 ROUTE_MAX_POINTS = 800  # per vehicle and day: about 16 kB of JSON
@@ -79,7 +80,7 @@ def live_map(board: Board, store: SeriesSource, clock: Clock) -> MapOut:
         pos = s.position
         forecasts = board.forecasts(v.id)
         status, status_text = _doing(forecasts)
-        points = store.track(v.id, midnight, midnight + timedelta(days=1), ROUTE_MAX_ROWS)
+        fixes = store.track(v.id, midnight, midnight + timedelta(days=1), ROUTE_MAX_ROWS)
         vehicles.append(MapVehicle(
             id=v.id, name=v.name, presence=presence,
             presence_text=f"{PRESENCE_FR[presence]} · {PRESENCE_EN[presence]}",
@@ -89,9 +90,25 @@ def live_map(board: Board, store: SeriesSource, clock: Clock) -> MapOut:
             status=status, status_text=status_text,
             stops=[_stop(i, f, places.get(f.visit.stop, ""), zone)
                    for i, f in enumerate(forecasts, 1)],
-            route=thin_track(points, ROUTE_MIN_STEP_M, ROUTE_MAX_POINTS),
+            route=thin_track(believable(fixes), ROUTE_MIN_STEP_M, ROUTE_MAX_POINTS),
         ))  # fmt: skip
     return MapOut(day=today, vehicles=vehicles)
+
+
+Fix = tuple[float, float, float | None, datetime]  # lat, lon, error in metres, time
+
+
+def believable(fixes: list[Fix]) -> list[tuple[float, float]]:
+    """The (lat, lon) of the fixes less the lone jumps, as the live state judges them
+    (ground.state): impossibly far from the last one kept while the next fix agrees with
+    that one, or the last fix of all (held back until another confirms it)."""
+    kept: list[Fix] = []
+    for i, fix in enumerate(fixes):
+        if kept and too_fast(kept[-1], fix) and (
+                i + 1 == len(fixes) or not too_fast(kept[-1], fixes[i + 1])):
+            continue
+        kept.append(fix)
+    return [(lat, lon) for lat, lon, _, _ in kept]
 
 
 def _label(f: Forecast) -> str:

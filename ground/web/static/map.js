@@ -142,7 +142,9 @@
       placed.forEach(function (v) { points.push([v.position.lat, v.position.lon]); });
       data.vehicles.forEach(function (v) { points = points.concat(v.route); });
       if (points.length) {
-        map.fitBounds(points, { padding: [24, 24], maxZoom: Math.min(14, maxZoom) });
+        /* room on the right for the vehicles' names, written east of their dots */
+        map.fitBounds(points, { paddingTopLeft: [24, 24], paddingBottomRight: [110, 24],
+                                maxZoom: Math.min(14, maxZoom) });
         render.fitted = true;
       }
     }
