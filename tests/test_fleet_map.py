@@ -7,7 +7,7 @@ unusable, and the Content-Security-Policy that lets in the configured tile serve
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ from medicobus.geo import distance_m, offset, thin_track
 from medicobus.settings import ConfigError
 from tests.harness import FLEET
 from tests.test_fleet_pages import FleetScene, ground_config, login
-from tests.test_web_pages import VEHICLE, LiveServer, Scene
+from tests.test_web_pages import PARIS, VEHICLE, LiveServer, Scene
 
 TILES = MapSettings(tiles="http://tiles.example.net:8081/osm/{z}/{x}/{y}.png",
                     attribution="© contributeurs OpenStreetMap")  # fmt: skip
@@ -172,6 +172,26 @@ def test_the_map_reads_the_fleet_when_asked(client: TestClient, scene: MapScene,
         'name = "Médicobus du Perche"', 'name = "Doctobus du Perche"'), encoding="utf-8")
     scene.board.fleet = load_fleet(renamed)
     assert client.get("/fleet/api/map").json()["vehicles"][0]["name"] == "Doctobus du Perche"
+
+
+@pytest.mark.parametrize(("day", "hours"), [(date(2026, 3, 29), 23), (date(2026, 10, 25), 25)])
+def test_the_route_is_the_local_day_across_a_clock_change(client: TestClient, scene: MapScene,
+                                                          day: date, hours: int) -> None:
+    """The day the clocks change has 23 or 25 hours: its route is every fix of it, from
+    local midnight to local midnight, and none of the days around it."""
+    login(client)
+    start = datetime.combine(day, time(0), PARIS).astimezone(UTC)  # real hours from here
+    scene.clock.at = start + timedelta(hours=hours, minutes=-5)  # 23:55, local
+    noce = scene.fleet.stop("noce")
+    moments = [start - timedelta(minutes=10)]  # the evening before
+    moments += [start + timedelta(minutes=10 + 60 * h) for h in range(hours)]  # each hour
+    for n, moment in enumerate(moments):
+        p = contract.Position(vehicle=VEHICLE, ts=moment, lat=noce.lat,
+                              lon=offset(noce.lat, noce.lon, 0, 1000 * n)[1])  # fmt: skip
+        scene.store.record([(p, scene.clock.now())])
+    route = client.get("/fleet/api/map").json()["vehicles"][0]["route"]
+    assert len(route) == hours  # one fix per real hour of the day, the one before left out
+    assert route[0][1] == pytest.approx(offset(noce.lat, noce.lon, 0, 1000)[1])
 
 
 # --- the route, thinned -------------------------------------------------------------------
