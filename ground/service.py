@@ -32,6 +32,7 @@ from ground.web.auth import Auth, AuthSettings
 from ground.web.console.api import console_api
 from ground.web.fleet import fleet_router
 from ground.web.fleet.security import Guard
+from ground.web.map import MapSettings
 from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
@@ -57,6 +58,7 @@ class GroundSettings(BaseModel):
     notify: NotifySettings = NotifySettings()
     influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
+    map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -97,9 +99,9 @@ class GroundService:
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
         self.app = create_app(
-            self.board, http=settings.http,
+            self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth),
+                               auth=auth, map_settings=settings.map),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self._stop = threading.Event()

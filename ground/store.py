@@ -321,6 +321,21 @@ class Store:
         )
         return [(datetime.fromisoformat(ts), value, flag) for ts, value, flag in rows]
 
+    @_locked
+    def track(self, vehicle: str, since: datetime, until: datetime,
+              max_rows: int) -> list[tuple[float, float, float | None, datetime]]:
+        """The vehicle's positions from `since` to before `until` as (lat, lon, acc, time),
+        in their order; of more than `max_rows`, evenly spaced ones and the last (a bus gone
+        wild at 10 Hz must not make a request read a million rows into Python)."""
+        rows = self.db.execute("""
+            SELECT lat, lon, acc, ts FROM (
+                SELECT lat, lon, acc, ts, ROW_NUMBER() OVER (ORDER BY ts) AS n,
+                       COUNT(*) OVER () AS total
+                FROM positions WHERE vehicle = ? AND ts >= ? AND ts < ?)
+            WHERE (n - 1) % ((total + ? - 1) / ?) = 0 OR n = total ORDER BY ts""",
+            [vehicle, _utc(since), _utc(until), max_rows, max_rows])  # fmt: skip
+        return [(lat, lon, acc, datetime.fromisoformat(ts)) for lat, lon, acc, ts in rows]
+
     def legs(self, since: datetime) -> Iterator[tuple[str, str, float]]:
         """Observed travel times: each departure from a stop to the bus's next arrival."""
         previous: dict[str, tuple[str, datetime]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -35,3 +36,26 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
     dlat = math.degrees(north_m / EARTH_RADIUS_M)
     dlon = math.degrees(east_m / (EARTH_RADIUS_M * math.cos(math.radians(lat))))
     return lat + dlat, lon + dlon
+
+
+def thin_track(points: Sequence[tuple[float, float]], min_step_m: float,
+               max_points: int) -> list[tuple[float, float]]:
+    """A polyline of (lat, lon) made light to send and draw: a point is kept only
+    `min_step_m` or more from the last kept one (a parked bus's fixes are one point), the
+    first and last points always (the line ends where the bus is: the last replaces a
+    kept one too close to it); of more than `max_points` left, evenly spaced ones, the
+    first and the last among them."""
+    if not points:
+        return []
+    kept = [points[0]]
+    for lat, lon in points[1:-1]:
+        if distance_m(*kept[-1], lat, lon) >= min_step_m:
+            kept.append((lat, lon))
+    if len(points) > 1:
+        if len(kept) > 1 and distance_m(*kept[-1], *points[-1]) < min_step_m:
+            kept.pop()
+        kept.append(points[-1])
+    if len(kept) > max_points >= 2:
+        step = (len(kept) - 1) / (max_points - 1)
+        kept = [kept[round(i * step)] for i in range(max_points)]
+    return kept

@@ -120,6 +120,21 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
+def ground_config(folder: Path, more: str) -> Path:
+    """A ground.toml in `folder` for the demo fleet with USER's account, and `more`."""
+    config = folder / "ground.toml"
+    config.write_text(f"""
+fleet = "{FLEET}"
+database = "ground.db"
+[dashboard]
+session_secret = "s3cret-for-tests-only-0123456789"
+[[dashboard.users]]
+name = "{USER}"
+password_hash = "{HASHES[USER]}"
+""" + more, encoding="utf-8")
+    return config
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> FleetScene:
     return FleetScene(tmp_path / "ground.db")
@@ -312,15 +327,7 @@ def test_the_dashboard_marks_the_limits_the_configured_alert_rules_judge(
         tmp_path: Path) -> None:
     """The fridge band, battery low and engine hot are defined once, by the alert rules:
     changed in the ground's config, the dashboard shows the new ones."""
-    config = tmp_path / "ground.toml"
-    config.write_text(f"""
-fleet = "{FLEET}"
-database = "ground.db"
-[dashboard]
-session_secret = "s3cret-for-tests-only-0123456789"
-[[dashboard.users]]
-name = "{USER}"
-password_hash = "{HASHES[USER]}"
+    config = ground_config(tmp_path, """
 [[alerts]]
 id = "fridge_temp"
 kind = "threshold"
@@ -345,7 +352,7 @@ title_en = "engine overheating"
 sensor = "engine"
 quantity = "coolant_c"
 above = 95.0
-""", encoding="utf-8")
+""")
     clock = Scene().clock
     service = GroundService(load_ground(config), clock)
     try:

@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
-from ground.web.headers import SecurityHeaders
+from ground.web.headers import SecurityHeaders, content_security_policy
+from ground.web.map import MapSettings
 from ground.web.public.routes import REFRESH_S, TEMPLATES, Board, public_router, public_templates
 from ground.web.server import HttpSettings
 from medicobus.clock import Clock, SystemClock
@@ -31,24 +32,28 @@ class GroundApp(FastAPI):
     """FastAPI with the security headers outside everything, even its server-error page
     and its body limit's 413 (user middleware would sit inside those)."""
 
-    def __init__(self, *, hsts: bool, **kwargs: Any) -> None:
-        self.hsts = hsts
+    def __init__(self, *, hsts: bool, csp: str, **kwargs: Any) -> None:
+        self.hsts, self.csp = hsts, csp
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts, csp=self.csp)
 
 
 def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S,
                fleet: APIRouter | None = None, http: HttpSettings | None = None,
-               console: APIRouter | None = None) -> FastAPI:  # fmt: skip
+               console: APIRouter | None = None,
+               map_settings: MapSettings | None = None) -> FastAPI:  # fmt: skip
     """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
     its own login) under /fleet, and with `console` the coordinator's console beside it.
-    `http`: the headers and body limit (default settings)."""
+    `http`: the headers and body limit (default settings); `map_settings`: the live map's
+    tile server, whose images the CSP lets in."""
     clock = clock or getattr(board, "clock", None) or SystemClock()
     http = http or HttpSettings()
+    tiles = map_settings or MapSettings()
     app = GroundApp(
         hsts=http.hsts,
+        csp=content_security_policy([tiles.tile_origin]),
         max_body_size=http.max_body_bytes,
         docs_url=None,
         redoc_url=None,

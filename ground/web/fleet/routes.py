@@ -7,6 +7,7 @@ pages, and none of it is in the public OpenAPI schema.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
@@ -28,11 +29,13 @@ from ground.web.fleet.export import (
     fridge_csv,
     fridge_log,
 )
+from ground.web.fleet.live_map import MapOut, live_map
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
 from ground.web.fleet.views import SEVERITY_FR, Dashboard
 from ground.web.format import number, when
+from ground.web.map import MapSettings
 from medicobus.clock import Clock
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -42,17 +45,20 @@ REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays m
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
-                 auth: Auth | None = None) -> APIRouter:
+                 auth: Auth | None = None,
+                 map_settings: MapSettings | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
-    times sessions and login slowdown in real time (default: the system clock).
+    times sessions and login slowdown in real time (default: the system clock);
+    `map_settings` the live map's tiles (give create_app the same, for its CSP).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
-                                 severity_fr=SEVERITY_FR)  # fmt: skip
+                                 severity_fr=SEVERITY_FR,
+                                 map_settings=map_settings or MapSettings())  # fmt: skip
     router = APIRouter(include_in_schema=False)  # private: not in the public /openapi.json
 
     guard = Guard(auth, users_settings)
@@ -222,6 +228,19 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
             return finish(request, JSONResponse({"detail": "unknown vehicle"}, 404), session)
         return finish(request, Response(dash.detail(vehicle).model_dump_json(),
                                         media_type="application/json"), session)  # fmt: skip
+
+    @router.get("/api/map", response_model=MapOut)
+    def api_map(request: Request, session: Session = api_user) -> Response:
+        """The live map's vehicles, stops and routes; polled by static/map.js, which sends
+        back the ETag it has: unchanged, a 304 of a few bytes instead of the routes again.
+        Automatic: it does not count as activity for the idle timeout."""
+        body = live_map(board, store, dash.clock).model_dump_json()
+        tag = '"' + hashlib.blake2b(body.encode(), digest_size=12).hexdigest() + '"'
+        if request.headers.get("if-none-match") == tag:
+            response = Response(status_code=304, headers={"ETag": tag})
+        else:
+            response = Response(body, media_type="application/json", headers={"ETag": tag})
+        return finish(request, response, session, touch=False)
 
     def snapshot() -> str:
         vehicles = ",".join(dash.summary(v).model_dump_json() for v in dash.names)
