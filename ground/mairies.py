@@ -613,11 +613,16 @@ class DelayWatch:
 
     Only a bus that is online is judged: the forecast of a silent bus is a guess, and a
     bus parked at the stop whose arrival has not reached the ground yet must not be
-    announced late. Called by the service's timer; `check` never raises."""
+    announced late. Called by the service's timer, as often as it likes: the fleet's
+    forecasts are worked out at most once per `every` (of the board's clock); `check` never
+    raises."""
 
-    def __init__(self, notifier: MairieNotifier, board: Board) -> None:
+    def __init__(self, notifier: MairieNotifier, board: Board,
+                 every: timedelta = timedelta(seconds=30)) -> None:
         self.notifier = notifier
         self.board = board
+        self.every = every
+        self._last: datetime | None = None
         self._day: date | None = None
         self._told: dict[str, int] = {}  # today's visit -> grade told (from the log at first)
 
@@ -632,6 +637,9 @@ class DelayWatch:
     def _check(self) -> int:
         board, threshold = self.board, self.notifier.settings.delay_threshold_min
         fleet, now, today = board.fleet, board.clock.now(), board.today()
+        if self._last is not None and abs(now - self._last) < self.every:
+            return 0
+        self._last = now
         if today != self._day:
             self._day, self._told = today, {}
         queued = 0
