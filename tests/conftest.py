@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import Mosquitto
+from tests.receivers import Inbox, make_certificate, serve_smtp
 
 
 @pytest.fixture
@@ -14,3 +15,15 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path / "mosquitto").start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key."""
+    return make_certificate(tmp_path)
+
+
+@pytest.fixture
+def smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server requiring STARTTLS and a login, on a free port."""
+    yield from serve_smtp(certificate)

@@ -3,24 +3,10 @@ login) and a real local HTTP receiver, including one that is down, then up."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
-import ssl
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertStorage
 from ground.fleet import load_fleet
@@ -31,6 +17,7 @@ from medicobus import contract
 from tests.brokers import free_port
 from tests.clocks import ManualClock
 from tests.harness import FLEET
+from tests.receivers import Inbox, Receiver
 
 OPENED = datetime(2026, 11, 23, 9, 12, tzinfo=UTC)
 
@@ -45,61 +32,6 @@ def alert(**changes: Any) -> Alert:
 
 
 # -- SMTP ----------------------------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[Envelope, EmailMessage]] = []
-        self.logins: list[str] = []
-
-    async def handle_DATA(self, server: SMTPServer, session: Session,
-                          envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append((envelope, message))
-        return "250 OK"
-
-    def authenticate(self, server: SMTPServer, session: Session, envelope: Envelope,
-                     mechanism: str, auth_data: Any) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"s3cret"
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count:
-            assert time.monotonic() < deadline, f"{len(self.messages)} of {count} mails"
-            time.sleep(0.05)
-        return [m for _, m in self.messages]
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)  # fmt: skip
-    return cert, key
-
-
-@pytest.fixture
-def smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server requiring STARTTLS and a login, on a free port."""
-    inbox = Inbox()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*map(str, certificate))
-    port = free_port()
-    controller = Controller(inbox, hostname="localhost", port=port, tls_context=context,
-                            require_starttls=True, auth_required=True,
-                            authenticator=inbox.authenticate)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def mail_settings(port: int, cert: Path, **extra: Any) -> NotifySettings:
@@ -175,35 +107,6 @@ def test_a_wrong_password_is_counted_never_raised(smtp: tuple[Inbox, int],
 
 
 # -- webhook -------------------------------------------------------------------------------
-
-
-class Receiver:
-    """An HTTP server in a thread that keeps what is POSTed; it answers `status`."""
-
-    def __init__(self, port: int, status: int = 200) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.status = status
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                data = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append(json.loads(data))
-                outer.headers.append(dict(self.headers))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def hook_settings(port: int, **extra: Any) -> NotifySettings:
