@@ -20,6 +20,7 @@ from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
+from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
@@ -58,6 +59,7 @@ class GroundSettings(BaseModel):
     notify: NotifySettings = NotifySettings()
     influxdb: InfluxSettings | None = None  # telemetry also to InfluxDB, when configured
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
+    mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
 
 
@@ -104,6 +106,10 @@ class GroundService:
                                auth=auth, map_settings=settings.map),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
+        self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
+                                      clock)
+        self.tournee.subscribe(self.mairies.tell_changes)
+        self.delays = DelayWatch(self.mairies, self.board)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
@@ -122,7 +128,7 @@ class GroundService:
         # service: out of the garbage collector's full passes, which otherwise pause every
         # thread for longer the bigger the fleet.
         gc.freeze()
-        for part in (self.notifier, self.influx):
+        for part in (self.notifier, self.influx, self.mairies):
             if part is not None:
                 part.start()
         self.ingest.start()
@@ -142,7 +148,7 @@ class GroundService:
         self.ingest.stop()
         for t in self._threads:
             t.join(timeout=10)
-        for part in (self.influx, self.notifier):
+        for part in (self.influx, self.notifier, self.mairies):
             if part is not None:
                 part.stop()
         self.alerts.close()
@@ -155,6 +161,7 @@ class GroundService:
             changed = self.alerts.evaluate()
             if changed:
                 self.board.notify({a.vehicle for a in changed})
+            self.delays.check()  # a bus late past the threshold: its mairies are told
 
     def _tournee_changed(self, changed: Changed) -> None:
         """The coordinator changed the tournée: everything that reads it reads the new one,

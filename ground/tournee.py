@@ -135,7 +135,7 @@ class Changed:
         return frozenset(v.day for d in self.differences for v in (d.before, d.after) if v)
 
 
-Listener = Callable[[Changed], None]
+Listener = Callable[[Changed], object]  # what it returns is not looked at
 
 
 # -- folding changes into a fleet -----------------------------------------------------------
