@@ -112,7 +112,7 @@ def test_the_command_reports_config_errors_without_a_traceback(
 def test_the_command_checks_a_good_config(capsys: pytest.CaptureFixture[str]) -> None:
     config = Path(__file__).resolve().parents[1] / "config" / "ground.toml"
     assert main(["ground", "--config", str(config), "--check"]) == 0
-    assert "1 vehicles, 5 stops" in capsys.readouterr().out
+    assert "1 vehicles, 6 stops" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", ["demo", "onboard", "kiosk", "ground"])

@@ -201,10 +201,11 @@ day = 2027-11-02
     assert moved.planned_as[0].utcoffset() == timedelta(hours=2)
 
 
-def test_todays_fleet_file_loads_unchanged() -> None:
+def test_the_demo_fleet_mixes_weekly_entries_and_a_fortnightly_pair() -> None:
     from ground.fleet import load_fleet
 
     f = load_fleet(Path(__file__).parent.parent / "medicobus" / "defaults" / "fleet.toml")
-    assert all(e.day is not None and e.rrule is None for e in f.timetable)
-    monday = date(2027, 3, 1)
-    assert [v.stop.id for v in visits_on(f, monday)]
+    assert sum(e.day is not None for e in f.timetable) == 9  # the weekly shorthand, as before
+    thursdays = [date(2026, 11, 26), date(2026, 12, 3), date(2026, 12, 10)]
+    mornings = [[v.stop.id for v in visits_on(f, d) if v.half == "am"] for d in thursdays]
+    assert mornings == [["pervencheres"], ["bazoches"], ["pervencheres"]]
