@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ground.store import Store
 from medicobus import contract
 from medicobus.clock import Clock
-from medicobus.storage import Database, Migrations, open_database
+from medicobus.storage import Database, Migrations, open_database, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class InfluxExporter:
             lines = to_lines(messages)
             if not lines:
                 return
-            with self._lock, self._db.atomic():
+            with self._lock, write_transaction(self._db):
                 self._db.conn.executemany("INSERT INTO influx_spool (line) VALUES (?)",
                                           [(line,) for line in lines])
                 self._pending += len(lines)
@@ -248,7 +248,7 @@ class InfluxExporter:
                 "SELECT seq, line FROM influx_spool ORDER BY seq LIMIT ?", [limit])]
 
     def _delete(self, batch: list[tuple[int, str]]) -> None:
-        with self._lock, self._db.atomic():
+        with self._lock, write_transaction(self._db):
             cur = self._db.conn.executemany("DELETE FROM influx_spool WHERE seq = ?",
                                             [(seq,) for seq, _ in batch])
             self._pending -= max(0, cur.rowcount)

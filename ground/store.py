@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medicobus import contract
 from medicobus.clock import Clock, SystemClock
-from medicobus.storage import SET_ASIDE, Database, Migrations, open_database, run_script, set_aside
+from medicobus.storage import (
+    SET_ASIDE,
+    Database,
+    Migrations,
+    open_database,
+    run_script,
+    set_aside,
+    write_transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +224,7 @@ class Store:
             by_table.setdefault(table, []).append(
                 [when if c == "received" else _value(fields[c]) for c in self._columns[table]]
             )
-        with self.db.atomic():
+        with write_transaction(self.db):
             # One statement per table, the rows as one JSON array: the hot path of ingest.
             # SQLite then takes the batch in one step, where executemany would hand the
             # interpreter lock to paho's network thread and wait for it back at every row.
@@ -245,7 +253,7 @@ class Store:
     def _purge_dead_letters(self) -> int:
         limits = self.dead_letter_limits
         cutoff = _utc(self.clock.now() - timedelta(days=limits.keep_days))
-        with self.db.atomic():  # all or nothing; a write first, so the busy timeout applies
+        with write_transaction(self.db):
             # julianday: letters stored before times were kept in UTC carry other offsets.
             aged = self.db.execute("DELETE FROM dead_letters WHERE julianday(received) < "
                                    "julianday(?)", [cutoff]).rowcount
@@ -290,7 +298,7 @@ class Store:
     @_locked
     def save_appointments(self, appointments: contract.Appointments) -> None:
         """Keep the hashed bookings (never the CSV's names) to publish them again."""
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.table("appointment_sets").upsert(
                 {"vehicle": appointments.vehicle, "day": appointments.day.isoformat(),
                  "body": appointments.model_dump_json()}, pk=("vehicle", "day"),
@@ -299,7 +307,7 @@ class Store:
     @_locked
     def forget_appointments(self, before: date) -> int:
         """Drop hashed booking sets of past days: once the day is over they serve nothing."""
-        with self.db.atomic():
+        with write_transaction(self.db):
             cur = self.db.execute("DELETE FROM appointment_sets WHERE day < ?",
                                   [before.isoformat()])
         return int(cur.rowcount)

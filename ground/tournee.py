@@ -45,7 +45,7 @@ from ground.fleet import (
 )
 from ground.recurrence import date_fr
 from medicobus.clock import Clock
-from medicobus.storage import Database, Migrations, open_database, run_script
+from medicobus.storage import Database, Migrations, open_database, run_script, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ class Tournee:
                 return None  # the same change saved twice: nothing to keep or tell
             check(kind, body, before, after, found, now)
             stored = _jsonable(body)
-            with self.db.conn:  # the row and the swap together
+            with write_transaction(self.db):  # the row and the undo mark together
                 cursor = self.db.execute(
                     "INSERT INTO tournee_changes (kind, body, who, at, reason) "
                     "VALUES (?, ?, ?, ?, ?)",

@@ -4,7 +4,7 @@ Every database file is opened by `open_database`: write-ahead log (readers never
 writer, and a second process may write the same file), the synchronous level the caller
 needs (FULL where a returned write must survive a power cut), a busy timeout (another
 process holding the write lock is waited for, not an error), foreign keys enforced, and
-autocommit: a statement commits on its own, several go together in `db.atomic()`.
+autocommit: a statement commits on its own, several go together in `write_transaction(db)`.
 
 Schemas are versioned with sqlite-utils' named migrations (`sqlite_utils.Migrations`, the
 former sqlite-migrate, part of sqlite-utils since 4.0): each module that owns tables
@@ -149,7 +149,7 @@ def migrate(db: Database, *migrations: Migrations) -> None:
     the same files at the same start, and each must see the other's record, not run a
     migration a second time. sqlite-utils runs each migration in a savepoint within it, so
     a failing one leaves the file as it was."""
-    with _write_lock(db):
+    with write_transaction(db):
         for m in migrations:
             m.apply(db)
 
@@ -171,10 +171,13 @@ def run_script(db: Database, sql: str) -> None:
 
 
 @contextmanager
-def _write_lock(db: Database) -> Iterator[None]:
-    # Not db.atomic(): its plain BEGIN takes the write lock only at the first write, and a
-    # read-then-write transaction cannot wait for another writer in WAL mode (SQLITE_BUSY
-    # at once, the busy timeout does not apply).
+def write_transaction(db: Database) -> Iterator[None]:
+    """Statements that go together, all or none, under the write lock taken first.
+
+    Not `db.atomic()`: its plain BEGIN takes the write lock only at the first write, and a
+    transaction that has read first (sqlite-utils' `upsert` reads the table's columns)
+    cannot then wait for another writer in WAL mode: SQLITE_BUSY at once, the busy timeout
+    does not apply. `BEGIN IMMEDIATE` waits for the lock up to the busy timeout instead."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield

@@ -11,6 +11,7 @@ import pytest
 
 from ground.appointments import BookingError, hashed, read_bookings
 from ground.fleet import load_fleet
+from ground.store import Store
 from medicobus import contract
 from medicobus.brokers import Mosquitto
 from medicobus.cli import main
@@ -133,3 +134,20 @@ def test_past_days_bookings_are_forgotten(tmp_path: Path) -> None:
     assert store.forget_appointments(before=MONDAY) == 0
     assert store.forget_appointments(before=date(2026, 11, 24)) == 1
     assert store.appointments(MONDAY) == []
+
+
+def test_an_import_waits_for_the_running_service_to_finish_writing(tmp_path: Path) -> None:
+    """What failed in CI: the import's upsert reads the table first, and a transaction that
+    has read cannot wait for another writer. It must wait for the lock, not fail."""
+    path = tmp_path / "ground.db"
+    fleet = load_fleet(FLEET)
+    appointments = hashed(read_bookings(write_csv(tmp_path), MONDAY, fleet), fleet, VEHICLE,
+                          MONDAY, KEY)
+    service, importer = Store(path), Store(path)
+    importer.appointments(MONDAY)  # the import's connection has read the file before
+    service.db.execute("BEGIN IMMEDIATE")  # the service in the middle of an ingest batch
+    service.db.execute("INSERT INTO dead_letters (received, topic, error, size, payload) "
+                       "VALUES ('2026-11-23T07:00:00+00:00', 't', 'e', 1, x'00')")
+    threading.Timer(0.5, lambda: service.db.execute("COMMIT")).start()
+    importer.save_appointments(appointments)  # waits the half-second, then writes
+    assert Store(path).appointments(MONDAY) == [appointments]

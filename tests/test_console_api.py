@@ -5,6 +5,7 @@ retained, received by the bus's own link); roles and the CSRF token are checked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -78,6 +79,12 @@ def cancel(client: httpx.Client, csrf: str | None, visit: str = VISIT) -> httpx.
         "kind": "cancel", "visit": visit, "reason": "Médecin malade"})
 
 
+def follow(stream: httpx.Response, events: list[dict[str, object]]) -> None:
+    """Keep the page's events until the test closes the stream under the reader."""
+    with contextlib.suppress(httpx.ReadError, httpx.StreamClosed):
+        events.extend(read_events(stream))
+
+
 def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
         service: GroundService, mosquitto: Mosquitto, tmp_path: Path) -> None:  # fmt: skip
     plans: list[contract.Plan] = []
@@ -92,8 +99,7 @@ def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
         events: list[dict[str, object]] = []
         with httpx.stream("GET", f"{_url(service)}/communes/{PERVENCHERES}/events",
                           timeout=30) as stream:  # fmt: skip
-            reader = threading.Thread(target=lambda: events.extend(read_events(stream)),
-                                      daemon=True)
+            reader = threading.Thread(target=follow, args=(stream, events), daemon=True)
             reader.start()
             wait_until(lambda: bool(events), what="the commune page's first event")
             assert events[-1]["next_visit"]["status"] == "planned"  # type: ignore[index]
