@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from ground.service import GroundService
 from tests.brokers import Mosquitto
+from tests.console import console_ground
 from tests.receivers import Inbox, make_certificate, serve_smtp
 
 
@@ -27,3 +29,10 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 def smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, int]]:
     """A real SMTP server requiring STARTTLS and a login, on a free port."""
     yield from serve_smtp(certificate)
+
+
+@pytest.fixture
+def console_service(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GroundService]:
+    """The ground with its console, one account per role (tests.console)."""
+    with console_ground(tmp_path, mosquitto.port) as g:
+        yield g

@@ -129,7 +129,7 @@ def test_move_add_and_park_elsewhere(tournee: Tournee) -> None:
     (lambda t: t.edit_entry(None, {"vehicle": "bus-1", "stop": "noce", "half": "am",
                                    "arrive": "08:00", "depart": "09:00",
                                    "rrule": "FREQ=WEEKLY;BYDAY=QQ"}, date(2027, 3, 9), "x",
-                            "m"), "form", "rrule"),
+                            "m"), "rrule", "règle invalide"),
     (lambda t: t.edit_entry(None, {"vehicle": "bus-1", "stop": "noce", "half": "pm",
                                    "arrive": "15:00", "depart": "16:00", "day": "mardi"},
                             date(2027, 3, 9), "x", "m"), "arrive", "déjà une visite"),

@@ -20,8 +20,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ground.board import Board
+from ground.tournee import Tournee
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
+from ground.web.console.pages import console_pages
 from ground.web.fleet.export import (
     CSV_FIRST_DAY,
     CSV_LAST_DAY,
@@ -45,13 +47,15 @@ REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays m
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
-                 auth: Auth | None = None,
-                 map_settings: MapSettings | None = None) -> APIRouter:
+                 auth: Auth | None = None, map_settings: MapSettings | None = None,
+                 tournee: Tournee | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock);
-    `map_settings` the live map's tiles (give create_app the same, for its CSP).
+    `map_settings` the live map's tiles (give create_app the same, for its CSP); with
+    `tournee`, the coordinator's console pages behind the same login (its API, in the
+    public schema, is `ground.web.console.api`, given to create_app).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
@@ -260,4 +264,6 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         response = sse.response(stream(request.cookies.get(COOKIE)))
         return finish(request, response, session, touch=False)
 
+    if tournee is not None:
+        router.include_router(console_pages(tournee, guard, page))
     return router
