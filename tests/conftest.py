@@ -4,11 +4,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from ground.service import GroundService
 from tests.brokers import Mosquitto
 from tests.console import console_ground
 from tests.receivers import Inbox, make_certificate, serve_smtp
+from tests.test_web_browser import ARGS, CHROMIUM
 
 
 @pytest.fixture
@@ -36,3 +38,12 @@ def console_service(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GroundServ
     """The ground with its console, one account per role (tests.console)."""
     with console_ground(tmp_path, mosquitto.port) as g:
         yield g
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, once per test module."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
