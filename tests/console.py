@@ -25,10 +25,11 @@ PERVENCHERES = "61327"
 
 
 @contextmanager
-def console_ground(tmp_path: Path, broker_port: int) -> Iterator[GroundService]:
+def console_ground(tmp_path: Path, broker_port: int,
+                   fleet: Path = FLEET) -> Iterator[GroundService]:
     users = [User(name=n, password_hash=HASH, role=r) for n, r in ROLES.items()]  # type: ignore[arg-type]
     settings = GroundSettings(
-        fleet=FLEET, database=tmp_path / "ground.db",
+        fleet=fleet, database=tmp_path / "ground.db",
         broker=BrokerSettings(port=broker_port), http=HttpSettings(port=free_port()),
         dashboard=AuthSettings(users=users, session_secret="console-tests-secret-0123456"))
     g = GroundService(settings, clock_at())

@@ -35,6 +35,8 @@ def test_a_coordinator_changes_the_week_and_the_commune_page_follows(
     page.fill("#password", PASSWORD)
     page.click("form.login button[type=submit]")
     expect(page).to_have_url(f"{base}{WEEK}")  # back where the login was asked
+    # The live map under the week: the day's stops drawn, with or without tiles.
+    expect(page.locator("#fleet-map .map-stop-icon")).to_have_count(3)
 
     page.locator(f'[data-visit="{VISIT}"] summary').click()
     cancel = form(page, VISIT.replace("/", "-") + "-cancel")
@@ -47,6 +49,7 @@ def test_a_coordinator_changes_the_week_and_the_commune_page_follows(
     expect(commune.locator("#nv-cancel")).to_contain_text("Médecin malade")
     expect(page.locator("#done")).to_contain_text("Modification n° 1 enregistrée")
     expect(page.locator(f'[data-visit="{VISIT}"]')).to_contain_text("annulée")
+    expect(page.locator("#fleet-map .map-stop-icon")).to_have_count(2)  # not Pervenchères
 
     tuesday = "2026-11-24/remalard/am"
     page.locator(f'[data-visit="{tuesday}"] summary').click()

@@ -6,12 +6,17 @@ coming back at its field, in French, with what was typed, and nothing kept."""
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from ground.fleet import load_fleet, visits_on
 from ground.service import GroundService
-from tests.console import VISIT, logged_in, url
+from tests.brokers import Mosquitto
+from tests.console import VISIT, console_ground, logged_in, url
+from tests.test_example_fleets import FLEETS
 
 FORM = 'action="/fleet/tournee/changes"'
 WEEK = "/fleet/tournee?semaine=2026-W48"  # Monday 23 to Sunday 29 November 2026
@@ -189,3 +194,28 @@ def test_odd_addresses_show_the_current_week_and_say_so(console_service: GroundS
         r = client.get(path)
         assert r.status_code == 200 and said in r.text, path
         assert "Semaine 48" in r.text or "Novembre 2026" in r.text
+
+
+@pytest.mark.parametrize("name", ["evreux", "orne", "haute-vienne"])
+def test_each_example_fleet_runs_in_the_console(tmp_path: Path, mosquitto: Mosquitto,
+                                                name: str) -> None:  # fmt: skip
+    """The three example fleets, served by the ground: their weeks, months and rules read,
+    and a visit of the next week cancelled through the form."""
+    path = FLEETS / f"{name}.toml"
+    fleet = load_fleet(path)
+    with console_ground(tmp_path, mosquitto.port, path) as g:
+        client, csrf = logged_in(g, "marie")
+        week = "/fleet/tournee?semaine=2026-W49"  # 30 November to 6 December 2026
+        visits = [v for n in range(7) for v in visits_on(fleet, date(2026, 11, 30)
+                                                         + timedelta(days=n))
+                  if v.cancelled is None]  # fmt: skip
+        assert visits, name
+        page = client.get(week).text
+        assert all(f'data-visit="{v.id}"' in page for v in visits)
+        assert client.get("/fleet/tournee/mois?mois=2027-01").status_code == 200
+        rules = client.get("/fleet/tournee/regulieres").text
+        assert all(e.describe_fr() in rules for e in fleet.timetable)
+        target = visits[0]
+        r = post(client, csrf, week, "c", kind="cancel", visit=target.id, reason="Neige")
+        assert r.status_code == 303, r.text
+        assert "annulée" in visit_item(client.get(week).text, target.id)
