@@ -14,9 +14,10 @@ from ground.alerts.rules import (
     Severity,
     ThresholdRule,
     limits,
+    threshold_rule,
 )
 from ground.alerts.storage import Alert, AlertStorage
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRules", "AlertStorage", "Event",
            "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity", "ThresholdRule",
-           "limits"]
+           "limits", "threshold_rule"]

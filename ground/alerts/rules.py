@@ -158,16 +158,22 @@ class ThresholdRule(_Rule):
         hi = self.above if self.above is not None else math.inf
         return self.outside or (lo, hi)
 
+    def clear_bounds(self) -> tuple[float, float]:
+        """The range the quantity must be back in, for `clear_for_s`, to close the alert."""
+        if self.above is not None:
+            return -math.inf, self.clear_below if self.clear_below is not None else self.above
+        if self.below is not None:
+            return self.clear_above if self.clear_above is not None else self.below, math.inf
+        return self.clear_inside or self.bounds()
+
     def breach(self, v: float) -> bool:
         lo, hi = self.bounds()
         return v < lo or v > hi
 
     def clear(self, v: float) -> bool:
-        if self.above is not None:
-            return v < (self.clear_below if self.clear_below is not None else self.above)
-        if self.below is not None:
-            return v > (self.clear_above if self.clear_above is not None else self.below)
-        lo, hi = self.clear_inside or self.bounds()
+        lo, hi = self.clear_bounds()
+        if self.outside is None:  # a one-sided level is crossed, not reached
+            return lo < v < hi
         return lo <= v <= hi
 
     def watches(self, sensor: str, quantity: str) -> bool:
@@ -415,10 +421,15 @@ DEFAULT_RULES: list[Rule] = [
 ]  # fmt: skip
 
 
-def limits(rules: Sequence[Rule], sensor: str, quantity: str) -> tuple[float, float]:
-    """The range a quantity must stay in, as the first threshold rule on it says (the
-    default rules' when none is configured): the dashboard marks what the alerts judge."""
+def threshold_rule(rules: Sequence[Rule], sensor: str, quantity: str) -> ThresholdRule:
+    """The first threshold rule on a quantity (the default rules' when none is configured):
+    the dashboard marks what the alerts judge, and says when they close."""
     for rule in (*rules, *DEFAULT_RULES):
         if isinstance(rule, ThresholdRule) and rule.watches(sensor, quantity):
-            return rule.bounds()
+            return rule
     raise LookupError(f"no threshold rule on {sensor} {quantity}")
+
+
+def limits(rules: Sequence[Rule], sensor: str, quantity: str) -> tuple[float, float]:
+    """The range a quantity must stay in, as its threshold rule says."""
+    return threshold_rule(rules, sensor, quantity).bounds()

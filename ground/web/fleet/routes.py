@@ -145,7 +145,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     def index(request: Request, session: Session = page_user) -> Response:
         vehicles = [dash.summary(v) for v in dash.names]
         return page(request, "fleet_index.html", session, vehicles=vehicles,
-                    dead_letters=dash.dead_letters(), set_aside=dash.set_aside())
+                    summary=dash.fleet_summary(vehicles), dead_letters=dash.dead_letters(),
+                    set_aside=dash.set_aside())  # fmt: skip
 
     @router.get("/vehicles/{vehicle}", response_class=HTMLResponse)
     def vehicle_page(request: Request, vehicle: str, session: Session = page_user) -> Response:
@@ -247,8 +248,10 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         return finish(request, response, session, touch=False)
 
     def snapshot() -> str:
-        vehicles = ",".join(dash.summary(v).model_dump_json() for v in dash.names)
-        return f'{{"vehicles":[{vehicles}]}}'
+        vehicles = [dash.summary(v) for v in dash.names]
+        listed = ",".join(v.model_dump_json() for v in vehicles)
+        summary = dash.fleet_summary(vehicles).model_dump_json()
+        return f'{{"vehicles":[{listed}],"summary":{summary}}}'
 
     def stream(cookie: str | None) -> AsyncIterator[str]:
         async def next_event() -> sse.Event:
