@@ -18,12 +18,19 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from ground.fleet import Fleet, visits_on
+from ground.fleet import Fleet, TimetableEntry, Vehicle, load_fleet, visits_on
 from ground.pipeline import Arrived, Pipeline
-from ground.reports.activity import FRIDGE_HOLD, Period
+from ground.reports.activity import FRIDGE_HOLD, Period, activity_report
+from ground.state import LiveState
+from ground.store import Store
+from ground.tournee import Tournee
 from medicobus import contract
 from medicobus.geo import distance_m
+from tests.clocks import ManualClock
+from tests.harness import FLEET
 
 DEPOT = (48.5236, 0.5472)  # Mortagne-au-Perche
 SPEED_MS = 13.9  # 50 km/h
@@ -121,7 +128,9 @@ class SimulatedMonth:
             set_off = self._drive(vehicle, here, stop, arrived)
             if left is not None:
                 self._park(vehicle, here, left, set_off)
-            departed = arrived + timedelta(seconds=r.randrange(3600, 4 * 3600))
+            slot = (v.depart - v.arrive).total_seconds()
+            departed = arrived + timedelta(seconds=r.randrange(int(slot * 0.6),
+                                                               int(slot * 1.2)))
             self._park(vehicle, stop, arrived, departed)
             for event, at in (("arrival", arrived), ("departure", departed)):
                 self.messages.append(contract.VisitEvent(
@@ -192,3 +201,47 @@ class SimulatedMonth:
             id=self._id(), vehicle=vehicle, ts=at, sensor="fridge", values={"temp_c": value},
             flags={} if value is not None else {"temp_c": "crc"}))  # fmt: skip
 
+
+PARIS = ZoneInfo("Europe/Paris")
+BAND = (2.0, 8.0)
+JOINED = date(2026, 11, 16)  # perche-2 comes into service on this Monday
+
+
+def with_second_bus(fleet: Fleet) -> Fleet:
+    """perche-2 from 16 November: Nocé on Thursday afternoons, Bazoches on Tuesday mornings."""
+    entries = [TimetableEntry(vehicle="perche-2", stop=stop, day=day, half=half,
+                              arrive=arrive, depart=depart, start=JOINED)
+               for stop, day, half, arrive, depart in (
+                   ("noce", "jeudi", "pm", time(14), time(17)),
+                   ("bazoches", "mardi", "am", time(9), time(12)))]  # fmt: skip
+    return fleet.model_copy(update={
+        "vehicles": [*fleet.vehicles, Vehicle(id="perche-2", name="Médicobus 2")],
+        "timetable": [*fleet.timetable, *entries]})  # fmt: skip
+
+
+class Month:
+    """A month simulated, fed down the real pipeline into a real store, and its report."""
+
+    def __init__(self, tmp: Path, month: str, fleet: Fleet, cancel: str | None = None,
+                 joined: dict[str, date] | None = None) -> None:
+        period = Period.month(month, PARIS)
+        clock = ManualClock(period.start - timedelta(days=10))  # the console, before it
+        self.tournee = Tournee(fleet, tmp / "ground.db", clock)
+        if cancel:
+            self.tournee.cancel(cancel, "Médecin malade", "coordinatrice")
+        self.fleet = self.tournee.fleet
+        self.store = Store(tmp / "ground.db", clock)
+        self.sim = SimulatedMonth(self.fleet, period, joined=joined)
+        self.sim.feed(Pipeline(self.store, LiveState(), {v.id for v in self.fleet.vehicles}))
+        self.report = activity_report(self.fleet, self.store, period, BAND)
+
+    def close(self) -> None:
+        self.store.close()
+        self.tournee.close()
+
+
+def november_month(tmp: Path) -> Month:
+    """November 2026: a visit cancelled in the console, the 11th a public holiday, and
+    perche-2 in service from the 16th."""
+    return Month(tmp, "2026-11", with_second_bus(load_fleet(FLEET)),
+                 cancel="2026-11-24/remalard/am", joined={"perche-2": JOINED})

@@ -6,71 +6,22 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from ground.fleet import Fleet, TimetableEntry, Vehicle, load_fleet, visits_on
-from ground.pipeline import Pipeline
-from ground.reports.activity import (
-    Activity,
-    Period,
-    activity_report,
-)
+from ground.fleet import load_fleet, visits_on
+from ground.reports.activity import Activity, Period, activity_report
 from ground.reports.tables import Hidden, report_tables
-from ground.state import LiveState
-from ground.store import Store
-from ground.tournee import Tournee
-from tests.clocks import ManualClock
 from tests.harness import FLEET
-from tests.simulated_month import SimulatedMonth
+from tests.simulated_month import BAND, PARIS, Month, november_month
 
 pytestmark = pytest.mark.timeout(120)
-
-PARIS = ZoneInfo("Europe/Paris")
-BAND = (2.0, 8.0)
-JOINED = date(2026, 11, 16)  # perche-2 comes into service on this Monday
-
-
-def with_second_bus(fleet: Fleet) -> Fleet:
-    """perche-2 from 16 November: Nocé on Thursday afternoons, Bazoches on Tuesday mornings."""
-    entries = [TimetableEntry(vehicle="perche-2", stop=stop, day=day, half=half,
-                              arrive=arrive, depart=depart, start=JOINED)
-               for stop, day, half, arrive, depart in (
-                   ("noce", "jeudi", "pm", time(14), time(17)),
-                   ("bazoches", "mardi", "am", time(9), time(12)))]  # fmt: skip
-    return fleet.model_copy(update={
-        "vehicles": [*fleet.vehicles, Vehicle(id="perche-2", name="Médicobus 2")],
-        "timetable": [*fleet.timetable, *entries]})  # fmt: skip
-
-
-class Month:
-    """A month simulated, fed down the real pipeline into a real store, and its report."""
-
-    def __init__(self, tmp: Path, month: str, fleet: Fleet, cancel: str | None = None,
-                 joined: dict[str, date] | None = None) -> None:
-        period = Period.month(month, PARIS)
-        clock = ManualClock(period.start - timedelta(days=10))  # the console, before it
-        self.tournee = Tournee(fleet, tmp / "ground.db", clock)
-        if cancel:
-            self.tournee.cancel(cancel, "Médecin malade", "coordinatrice")
-        self.fleet = self.tournee.fleet
-        self.store = Store(tmp / "ground.db", clock)
-        self.sim = SimulatedMonth(self.fleet, period, joined=joined)
-        self.sim.feed(Pipeline(self.store, LiveState(), {v.id for v in self.fleet.vehicles}))
-        self.report = activity_report(self.fleet, self.store, period, BAND)
-
-    def close(self) -> None:
-        self.store.close()
-        self.tournee.close()
 
 
 @pytest.fixture(scope="module")
 def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    month = Month(tmp_path_factory.mktemp("november"), "2026-11", with_second_bus(
-        load_fleet(FLEET)), cancel="2026-11-24/remalard/am", joined={"perche-2": JOINED})
+    month = november_month(tmp_path_factory.mktemp("november"))
     yield month
     month.close()
 
