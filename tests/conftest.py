@@ -7,6 +7,7 @@ import pytest
 
 from tests.brokers import Mosquitto
 from tests.receivers import Inbox, make_certificate, serve_smtp
+from tests.simulated_month import Month, november_month
 
 
 @pytest.fixture
@@ -27,3 +28,12 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 def smtp(certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, int]]:
     """A real SMTP server requiring STARTTLS and a login, on a free port."""
     yield from serve_smtp(certificate)
+
+
+@pytest.fixture(scope="session")
+def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
+    """November 2026 simulated and fed to a real store (tests/simulated_month.py): read
+    only, shared by the report's tests."""
+    month = november_month(tmp_path_factory.mktemp("november"))
+    yield month
+    month.close()

@@ -14,16 +14,9 @@ from ground.fleet import load_fleet, visits_on
 from ground.reports.activity import Activity, Period, activity_report
 from ground.reports.tables import Hidden, report_tables
 from tests.harness import FLEET
-from tests.simulated_month import BAND, PARIS, Month, november_month
+from tests.simulated_month import BAND, PARIS, Month
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    month = november_month(tmp_path_factory.mktemp("november"))
-    yield month
-    month.close()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def assert_same(got: Activity, want: Activity) -> None:
     if len(want.waits_s) > 1:
         assert got.wait_p90_min == pytest.approx(statistics.quantiles(
             want.waits_s, n=10, method="inclusive")[-1] / 60)
-        assert got.no_show_rate == want.no_show / want.booked
+    assert got.no_show_rate == (want.no_show / want.booked if want.booked else None)
 
 
 def test_each_commune_reconciles_with_the_month(november: Month) -> None:

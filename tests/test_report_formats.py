@@ -10,7 +10,6 @@ import io
 import re
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ground.reports.activity import Period, activity_report
 from ground.reports.make import ReportSettings, file_name, render
 from ground.reports.pdf import SECTIONS
 from ground.reports.tables import Cell, Hidden, Table, report_tables
-from tests.simulated_month import Month, november_month
+from tests.simulated_month import Month
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,13 +29,6 @@ MADE = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 MAGENTA = (255, 0, 255)
 LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="60">'
         '<rect width="120" height="60" fill="#ff00ff"/></svg>')
-
-
-@pytest.fixture(scope="module")
-def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    month = november_month(tmp_path_factory.mktemp("november"))
-    yield month
-    month.close()
 
 
 @pytest.fixture(scope="module")
