@@ -114,8 +114,8 @@ class LiveState:
         return s
 
     def apply(self, message: contract.Position | contract.VisitEvent | contract.Status
-              | contract.TicketEvent | contract.QueueState | contract.Reading,
-              received: datetime) -> None:
+              | contract.TicketEvent | contract.QueueState | contract.Reading
+              | contract.VisitSummary, received: datetime) -> None:
         with self._lock:
             s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
@@ -135,8 +135,8 @@ class LiveState:
                     s.queues[message.visit], s.queues_at[message.visit] = message, at
             elif isinstance(message, contract.Reading):
                 _apply_reading(s, message, at)
-            # A TicketEvent is history for the funders' figures; the QueueState that
-            # follows it carries what the live view needs.
+            # A TicketEvent or a VisitSummary is history for the funders' figures; the
+            # QueueState that follows a ticket carries what the live view needs.
             s._applied += 1
             if s._applied % PRUNE_EVERY == 0:
                 _prune(s, received)

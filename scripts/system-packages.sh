@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (real Mosquitto, gpsd + gpsfake, Chromium,
 # openssl, iproute2 + nftables for the network namespaces and packet loss of
-# tests/test_field_network.py), or, when not root, says the exact command to run. Usage: system-packages.sh
+# tests/test_field_network.py), Pango and fonts for WeasyPrint and poppler-utils to read
+# the PDFs back (the reports), or, when not root, says the exact command to run. Usage: system-packages.sh
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
-          victoria-metrics iproute2 nftables)
+          victoria-metrics iproute2 nftables
+          libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

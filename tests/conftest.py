@@ -10,6 +10,7 @@ from ground.service import GroundService
 from tests.brokers import Mosquitto
 from tests.console import console_ground
 from tests.receivers import Inbox, make_certificate, serve_smtp
+from tests.simulated_month import Month, november_month
 from tests.test_web_browser import ARGS, CHROMIUM
 
 
@@ -47,3 +48,12 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
+    """November 2026 simulated and fed to a real store (tests/simulated_month.py): read
+    only, shared by the report's tests."""
+    month = november_month(tmp_path_factory.mktemp("november"))
+    yield month
+    month.close()
