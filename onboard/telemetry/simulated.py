@@ -170,6 +170,11 @@ class StopTimes:
     planned_depart: datetime
     arrive: datetime
     depart: datetime
+    closes: datetime | None = None  # the session's end, when the bus waited on after it
+
+    @property
+    def session_end(self) -> datetime:
+        return self.closes or self.depart
 
     @property
     def late_s(self) -> float:
@@ -228,6 +233,9 @@ class Conditions:
     overrun_s: Mapping[str, float] = field(default_factory=dict)  # visit -> stays longer
     # visit -> (seconds before its arrival, seconds after): the GPS lost meanwhile
     lost_at_arrival: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # A gap this long before the next stop (lunch) is waited out where the bus is, so as to
+    # arrive there as it does at the first stop; None: on the road once the session ends.
+    wait_out_s: float | None = 1800.0
 
     def leg(self, i: int) -> float:
         return self.pace * (self.leg_pace[i] if i < len(self.leg_pace) else 1.0)
@@ -249,7 +257,7 @@ class Tournee:
     @classmethod
     def build(cls, plan: Plan, depot: LatLon, start_delay_s: float = 0.0, seed: int = 0,
               early_s: float = 300.0, conditions: Conditions | None = None) -> Tournee:
-        c = conditions or Conditions()
+        c = conditions or Conditions(wait_out_s=None)  # the day as it always was
         everything = sorted(plan.visits, key=lambda v: v.arrive)
         visits = [v for v in everything if v.visit not in c.skipped]
         if not visits:
@@ -281,6 +289,15 @@ class Tournee:
             through = visit.visit in c.passed
             leg = (replace(first, start=leave) if i == 0
                    else drive(i, leave, position, target))
+            waited = _utc(visit.arrive) - timedelta(seconds=leg.duration_s + early_s)
+            if i > 0 and stops and stops[-1].depart == leave and c.wait_out_s is not None \
+                    and (waited - leave).total_seconds() >= c.wait_out_s:
+                # Lunch before the afternoon's stop: on the road to be there on time.
+                parked = phases[-1]
+                assert isinstance(parked, Park)
+                stops[-1] = replace(stops[-1], depart=waited, closes=leave)
+                phases[-1] = replace(parked, end=waited)
+                leave, leg = waited, replace(leg, start=waited)
             legs.append(leg)
             arrive = leg.end
             phases.append(leg)
