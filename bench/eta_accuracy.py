@@ -106,7 +106,7 @@ def simulate(fleet: Fleet, day: date, seed: int, workdir: Path) -> Day | None:
     c, late = conditions(plan, rng)
     tournee = Tournee.build(plan, DEPOT, start_delay_s=late, seed=rng.randrange(1 << 30),
                             conditions=c)
-    positions, events = _bus(plan, tournee, workdir / f"{day}.plan.db")
+    positions, events = bus_messages(plan, tournee, workdir / f"{day}.plan.db")
     queues = list(_kiosk(tournee, rng))
     reported: list[Message] = [
         _event(kind, s, ts) for s in tournee.stops
@@ -120,7 +120,7 @@ def _event(kind: str, s: StopTimes, ts: datetime) -> contract.VisitEvent:
                                visit=s.visit, stop=s.stop, lat=s.lat, lon=s.lon)
 
 
-def _bus(plan: contract.Plan, tournee: Tournee, plan_db: Path
+def bus_messages(plan: contract.Plan, tournee: Tournee, plan_db: Path
          ) -> tuple[list[Message], list[Message]]:
     """The bus's position pipeline on the day's fixes: the geofence and the report policy."""
     store = PlanStore(plan_db)

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ground.progress import infer
 from ground.state import VehicleState
 from ground.views import VisitStatus
 from medicobus import contract
@@ -47,6 +48,7 @@ class Forecast:
     delay_min: int
     arrived_at: datetime | None = None
     departed_at: datetime | None = None
+    inferred: bool = False  # reached, left or missed as the positions say, not the bus
 
 
 class TravelModel:
@@ -74,13 +76,20 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
                  travel: TravelModel) -> list[Forecast]:
     """The day's visits of one vehicle, each with its status and predicted times."""
     out: list[Forecast] = []
-    last_done = max((i for i, v in enumerate(visits) if v.visit in state.arrivals),
-                    default=-1)
+    guessed = infer(visits, state, now)
+    arrivals = {**guessed.arrivals, **state.arrivals}
+    departures = {**guessed.departures, **state.departures}
+    last_done = max((i for i, v in enumerate(visits)
+                     if v.visit in arrivals or v.visit in guessed.missed), default=-1)
     previous: Forecast | None = None
     for i, v in enumerate(visits):
         dwell = v.depart - v.arrive
-        arrived, departed = state.arrivals.get(v.visit), state.departures.get(v.visit)
-        if arrived or departed:
+        arrived, departed = arrivals.get(v.visit), departures.get(v.visit)
+        inferred = (v.visit in guessed.missed or (arrived is not None and v.visit not in
+                    state.arrivals) or (departed is not None and v.visit not in state.departures))
+        if v.visit in guessed.missed and not arrived:
+            f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0, inferred=True)
+        elif arrived or departed:
             arrive = arrived or departed or now
             if departed:
                 status, depart = VisitStatus.DEPARTED, departed
@@ -88,7 +97,8 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
                 depart = _departure(v, arrive, state.queues.get(v.visit), now)
                 settled = now >= max(v.arrive, arrive + SETTLING)
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
-            f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed)
+            f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed,
+                         inferred)
         elif i < last_done:
             f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0)
         else:
