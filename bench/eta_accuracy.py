@@ -1,6 +1,6 @@
 """How good the ground's ETAs are over a simulated month of the demo fleet.
 
-    .venv/bin/python -m bench.eta_accuracy [--seed 11]   (also part of `make bench`)
+    .venv/bin/python -m bench.eta_accuracy [--seeds 11,12,13]   (also part of `make bench`)
 
 Four weeks of the demo timetable (medicobus/defaults/fleet.toml, February 2027: no public
 holiday), each day a real one: the simulated tournée (onboard/telemetry/simulated.py) on the
@@ -37,7 +37,7 @@ from pathlib import Path
 from bench.common import FLEET, VEHICLE, Section, quiet_logs
 from ground import accuracy
 from ground.eta import PACK_UP, TravelModel, forecast_day
-from ground.fleet import Fleet, day_plan, load_fleet
+from ground.fleet import Fleet, day_plan, load_fleet, planned_arrivals
 from ground.state import LiveState, VehicleState
 from ground.store import Message, Store
 from medicobus import contract
@@ -50,6 +50,7 @@ from onboard.telemetry.simulated import Conditions, StopTimes, Tournee
 
 MONTH = date(2027, 2, 1)  # a Monday; four weeks without a public holiday
 WEEKS, LEARN_WEEKS = 4, 2
+SEEDS = (11, 12, 13)  # three months of conditions
 DEPOT = (48.5236, 0.5472)  # Mortagne-au-Perche
 LATENCY = timedelta(seconds=2)  # from the bus to the ground's live state
 EVERY = timedelta(minutes=1)  # how often the published ETAs are scored
@@ -197,20 +198,21 @@ def replay(day: Day, messages: Sequence[Message], predictors: dict[str, Predicto
     return made
 
 
-def learn(days: Sequence[Day], workdir: Path) -> TravelModel:
+def learn(fleet: Fleet, days: Sequence[Day], workdir: Path) -> TravelModel:
     """What the ground knows after the learning weeks: the bus's messages in its store,
     learned from as the service does at start."""
     store = Store(workdir / "ground.db", AcceleratedClock(datetime.now().astimezone(), 1.0))
     for d in days:
         store.record([(m, m.ts + LATENCY) for m in d.sent])
     travel = TravelModel()
-    travel.learn(store.legs(since=datetime.combine(MONTH, datetime.min.time()).astimezone()))
+    since = datetime.combine(MONTH, datetime.min.time(), fleet.zone)
+    travel.learn(store.legs(since=since))
+    travel.learn_arrivals(planned_arrivals(fleet, store.arrivals(since=since)))
     store.close()
     return travel
 
 
-def month(seed: int = 11) -> tuple[list[Day], list[Day]]:
-    fleet = load_fleet(FLEET)
+def month(fleet: Fleet, seed: int) -> tuple[list[Day], list[Day]]:
     with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
         days = [d for n in range(WEEKS * 7)
                 if (d := simulate(fleet, MONTH + timedelta(days=n), seed, Path(tmp)))]
@@ -218,20 +220,30 @@ def month(seed: int = 11) -> tuple[list[Day], list[Day]]:
     return learning, days[len(learning):]
 
 
-def run(seed: int = 11) -> Section:
-    learning, scored_days = month(seed)
-    with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
-        travel = learn(learning, Path(tmp))
-    predictors: dict[str, Predictor] = {
-        "model": model(travel), "schedule + deviation": accuracy.schedule_deviation,
-        "schedule only": accuracy.schedule_only}
+def run(seeds: Sequence[int] = SEEDS) -> Section:
+    """Each seed is a month of its own conditions on the same days and roads."""
     scored: dict[str, list[accuracy.Scored]] = {}
-    for day in scored_days:
-        for arrivals, messages in (("geofence", day.sent), ("reported", day.reported)):
-            for name, made in replay(day, messages, predictors).items():
-                scored.setdefault(f"{name}, {arrivals}", []).extend(
-                    accuracy.score(made, day.actual))
-    return section(scored, learning, scored_days)
+    learning_days: list[Day] = []
+    scored_days: list[Day] = []
+    fleet = load_fleet(FLEET)
+    for seed in seeds:
+        learning, later = month(fleet, seed)
+        learning_days += learning
+        scored_days += later
+        with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
+            travel = learn(fleet, learning, Path(tmp))
+        predictors: dict[str, Predictor] = {
+            "model": model(travel), "schedule + deviation": accuracy.schedule_deviation,
+            "schedule only": accuracy.schedule_only, "model, nothing learned": model(
+                TravelModel())}  # fmt: skip
+        for day in later:
+            for arrivals, messages in (("geofence", day.sent), ("reported", day.reported)):
+                chosen = predictors if arrivals == "geofence" else {
+                    k: v for k, v in predictors.items() if k != "model, nothing learned"}
+                for name, made in replay(day, messages, chosen).items():
+                    scored.setdefault(f"{name}, {arrivals}", []).extend(
+                        accuracy.score(made, day.actual))
+    return section(scored, learning_days, scored_days)
 
 
 def section(scored: dict[str, list[accuracy.Scored]], learning: Sequence[Day],
@@ -259,8 +271,8 @@ def section(scored: dict[str, list[accuracy.Scored]], learning: Sequence[Day],
     s.ok = all(s.verdicts)
     conditions_seen = _conditions(scored_days)
     s.markdown = [
-        f"{len(learning)} service days learned from, {len(scored_days)} scored "
-        f"({scored_days[0].plan.day} to {scored_days[-1].plan.day}), a prediction a minute "
+        f"{len(learning)} service days learned from, {len(scored_days)} scored (weeks "
+        f"{LEARN_WEEKS + 1} to {WEEKS} of each simulated month), a prediction a minute "
         f"from {BEFORE.seconds // 60} min before the first planned arrival; "
         f"{conditions_seen}.",
         "", *accuracy.markdown(tables)]
@@ -287,10 +299,11 @@ def _f(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.eta_accuracy", description=__doc__)
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                        help="comma-separated: one simulated month each")
     args = parser.parse_args(argv)
     quiet_logs()
-    s = run(args.seed)
+    s = run([int(x) for x in args.seeds.split(",")])
     marks = {True: "ok  ", False: "MISS", None: "    "}
     for i, line in enumerate(s.summary):
         print(f"{marks[s.verdict(i)]} {line}")
