@@ -112,6 +112,7 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
     last_done = max((i for i, v in enumerate(visits)
                      if v.visit in arrivals or v.visit in guessed.missed), default=-1)
     previous: Forecast | None = None
+    pace = Pace()
     for i, v in enumerate(visits):
         dwell = v.depart - v.arrive
         arrived, departed = arrivals.get(v.visit), departures.get(v.visit)
@@ -129,11 +130,13 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
             f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed,
                          inferred)
+            if arrived and previous is not None and previous.departed_at is not None:
+                pace.leg(travel.learned(previous.visit, v), arrived - previous.departed_at)
         elif i < last_done:
             f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0)
         else:
             heading_here = previous is None or previous.status is VisitStatus.DEPARTED
-            eta = _arrival(v, previous, state, now, travel, heading_here)
+            eta = _arrival(v, previous, state, now, travel, heading_here, pace)
             late = eta - v.arrive >= LATE_AFTER
             under_way = heading_here and _driving(state, previous, now)
             status = (VisitStatus.LATE if late
@@ -158,7 +161,7 @@ def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.Queu
 
 
 def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,
-             now: datetime, travel: TravelModel, heading_here: bool) -> datetime:
+             now: datetime, travel: TravelModel, heading_here: bool, pace: Pace) -> datetime:
     """Predicted arrival at a visit the bus has not reached yet; never in the past."""
     pos = state.position
     earliest = travel.earliest(v)
@@ -169,8 +172,12 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
             if previous is not None else 0.0
         if learned is not None and leg > 0:
             # The learned time of this leg scaled by the share of it still to go: slow
-            # stretches are in it, which the speed of the last minutes knows nothing of.
-            eta = pos.ts + learned * min(1.0, left / leg)
+            # stretches are in it, which the speed of the last minutes knows nothing of;
+            # at today's pace, which the way driven so far on this leg tells too.
+            share = min(1.0, left / leg)
+            if previous is not None and previous.departed_at is not None and share < 0.8:
+                pace.part(learned * (1 - share), pos.ts - previous.departed_at)
+            eta = pos.ts + learned * share * pace.factor
         else:
             average = state.average_speed(moving_only=True) or TYPICAL_SPEED
             speed = min(MAX_SPEED, max(MIN_SPEED, average))
@@ -185,7 +192,49 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
         setting_off = now + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon),
                                      TYPICAL_SPEED) if pos is not None and waiting else now
         return max(earliest, setting_off)
-    return max(earliest, previous.depart + travel.between(previous.visit, v), now)
+    return max(earliest, previous.depart + travel.between(previous.visit, v) * pace.factor,
+               now)
+
+
+class Pace:
+    """Today's pace against the learned leg times, blended with history as TransitClock
+    blends the last traversal of a segment with its historical average: a Kalman filter
+    (one state, the log of the ratio, so slow and fast weigh alike) with its variance. Each
+    leg driven today is a measurement; the prior is history (ratio 1). A médicobus drives
+    each leg once a day, so the measurements are the day's other legs: a morning of snow
+    or roadworks carries into the afternoon, a single slow leg (a tractor) only a little.
+    What a fast day does is bounded by the stops' earliest arrivals (`earliest`)."""
+
+    DAY_SD = 0.15  # how far a day's pace strays from the usual (log): snow, fog, works
+    LEG_SD = 0.08  # how far one leg strays from its day's pace: a tractor, a red light
+    PART_SD = 0.2  # the part of a leg driven so far: a village or a junction weighs in it
+    DRIFT_SD = 0.03  # between two legs (the weather changes)
+
+    def __init__(self) -> None:
+        self.x, self.p = 0.0, self.DAY_SD**2
+
+    @property
+    def factor(self) -> float:
+        return math.exp(self.x)
+
+    def leg(self, learned: timedelta | None, driven: timedelta) -> None:
+        """A leg driven today, whose time history knows."""
+        self._measure(learned, driven, self.LEG_SD)
+        self.p += self.DRIFT_SD**2
+
+    def part(self, learned: timedelta, driven: timedelta) -> None:
+        """The part of the current leg driven so far, and how long history says it takes."""
+        self._measure(learned, driven, self.PART_SD)
+
+    def _measure(self, learned: timedelta | None, driven: timedelta, sd: float) -> None:
+        if learned is None or learned <= timedelta(0) or driven <= timedelta(0):
+            return
+        ratio = driven / learned
+        if not 0.4 <= ratio <= 2.5:
+            return  # not a drive (a break on the way, a detour, a missed event)
+        gain = self.p / (self.p + sd**2)
+        self.x += gain * (math.log(ratio) - self.x)
+        self.p *= 1 - gain
 
 
 def _driving(state: VehicleState, previous: Forecast | None, now: datetime) -> bool:

@@ -170,9 +170,9 @@ def test_the_current_leg_is_its_learned_time_scaled_by_the_share_left() -> None:
     state.apply(event("departure", NOCE, at(10, 30)), at(10, 30))
     lat, lon = (NOCE.lat + BELLEME.lat) / 2, (NOCE.lon + BELLEME.lon) / 2  # half-way
     for i in range(5):  # fast on this stretch: the last minutes' speed would say 5 min
-        t = at(10, 38) + timedelta(seconds=20 * i)
+        t = at(10, 41) + timedelta(seconds=15 * i)
         state.apply(pos(t, lat, lon + i * 1e-5, 22.0), t)
-    last = at(10, 38) + timedelta(seconds=80)
+    last = at(10, 42)  # half-way in half the learned time: today's pace is the usual
     f = forecast_day(PLAN.visits, state.get(VEHICLE), last, travel)
     assert f[1].status is VisitStatus.EN_ROUTE
     assert abs((f[1].arrive - (last + timedelta(minutes=12))).total_seconds()) < 30
@@ -204,3 +204,22 @@ def test_a_bus_still_at_the_depot_after_its_time_is_predicted_from_there() -> No
     state.apply(pos(at(8, 20), lat, lon, 0.0), at(8, 20))
     eta = forecast(state, at(8, 25))[0].arrive
     assert eta >= at(8, 25) + timedelta(minutes=15)
+
+
+def test_a_slow_morning_carries_into_the_next_legs_and_a_fast_one_stays_on_time() -> None:
+    travel = TravelModel()
+    travel.learn([("noce", "belleme", 20 * 60), ("belleme", "pervencheres", 30 * 60)])
+    # Snow: Nocé to Bellême took 30 min instead of 20, and the session ran to 13:30.
+    slow = LiveState()
+    for kind, visit, t in (("arrival", NOCE, at(8, 25)), ("departure", NOCE, at(10, 30)),
+                           ("arrival", BELLEME, at(11, 0)), ("departure", BELLEME, at(13, 30))):
+        slow.apply(event(kind, visit, t), t)
+    f = forecast_day(PLAN.visits, slow.get(VEHICLE), at(13, 31), travel)
+    # 30 min usual to Pervenchères, at about the morning's pace (x 1.5), blended with history.
+    assert at(14, 10) < f[2].arrive < at(14, 15)
+    fast = LiveState()
+    for kind, visit, t in (("arrival", NOCE, at(8, 25)), ("departure", NOCE, at(10, 30)),
+                           ("arrival", BELLEME, at(10, 44)), ("departure", BELLEME, at(13, 20))):
+        fast.apply(event(kind, visit, t), t)
+    f = forecast_day(PLAN.visits, fast.get(VEHICLE), at(13, 21), travel)
+    assert f[2].arrive == PERV.arrive  # 14 min instead of 20: still not ahead of 14:00
