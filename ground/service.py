@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
-from ground.fleet import Fleet, load_fleet
+from ground.fleet import Fleet, load_fleet, planned_arrivals
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
@@ -122,7 +122,10 @@ class GroundService:
             # Stored before the ground judged times: what is outside the window stays out.
             if bounds.judge(message, received) is None:
                 self.state.apply(message, received)
-        self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
+        learned_since = midnight - timedelta(weeks=LEARN_WEEKS)
+        self.travel.learn(self.store.legs(since=learned_since))
+        self.travel.learn_arrivals(planned_arrivals(
+            self.fleet, self.store.arrivals(since=learned_since)))
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every

@@ -34,6 +34,9 @@ KEEP_READINGS = timedelta(days=7)  # a quantity no sensor has sent for a week is
 MAX_VISITS = 200
 MAX_READINGS = 400
 MAX_SENSORS = 40  # sensors whose trouble codes are kept
+# A day of positions as the bus reports them (every 100 m or turn driving, every 10 min
+# parked): about 1,500 for 150 km.
+TRACK_POINTS = 4000
 PRUNE_EVERY = 1024  # messages of one vehicle: a count, cheaper than asking the time
 
 
@@ -57,6 +60,13 @@ class VehicleState:
     # every thread for a third of a second).
     recent: deque[tuple[datetime, float | None]] = field(
         default_factory=lambda: deque(maxlen=200))
+    # (UTC time, lat, lon, speed) of the day's positions, in their order (a backlog's older
+    # ones are left out): what ground/progress.py infers the day's progress from. `moves`
+    # counts what was ever appended, so a reader knows where it left off.
+    track: deque[tuple[datetime, float, float, float | None]] = field(
+        default_factory=lambda: deque(maxlen=TRACK_POINTS))
+    moves: int = 0
+    progress: object | None = field(default=None, repr=False)  # ground/progress.py's
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
     queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
@@ -159,6 +169,8 @@ def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None
         return
     if newer:
         s.position, s.position_at, s.held_back = p, (at, p.ts), None
+        s.track.append((p.ts.astimezone(UTC), p.lat, p.lon, p.speed))
+        s.moves += 1
     s.recent.append((p.ts.astimezone(UTC), p.speed))
     s._speeds = {}
 

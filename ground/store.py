@@ -429,6 +429,14 @@ class Store:
                 if origin != stop and 0 < seconds < timedelta(hours=3).total_seconds():
                     yield origin, stop, seconds
 
+    def arrivals(self, since: datetime) -> Iterator[tuple[str, str, datetime]]:
+        """Each arrival reported since `since`: (vehicle, visit, time), oldest first."""
+        for vehicle, visit, ts in self.db.execute(
+            "SELECT vehicle, visit, ts FROM events WHERE ts >= ? AND event = 'arrival' "
+            "ORDER BY ts", [since.astimezone(UTC).isoformat()],
+        ):
+            yield vehicle, visit, datetime.fromisoformat(ts)
+
     def close(self) -> None:
         self.db.close()
 
