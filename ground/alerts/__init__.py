@@ -7,6 +7,7 @@ from ground.alerts.engine import AlertEngine, Event
 from ground.alerts.rules import (
     DEFAULT_RULES,
     AlertRules,
+    MaintenanceRule,
     NewCodeRule,
     NoGpsRule,
     OfflineRule,
@@ -19,5 +20,5 @@ from ground.alerts.rules import (
 from ground.alerts.storage import Alert, AlertStorage
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRules", "AlertStorage", "Event",
-           "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity", "ThresholdRule",
-           "limits", "threshold_rule"]
+           "MaintenanceRule", "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity",
+           "ThresholdRule", "limits", "threshold_rule"]
