@@ -108,7 +108,8 @@ class GroundService:
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth, map_settings=settings.map, tournee=self.tournee),
+                               auth=auth, map_settings=settings.map, tournee=self.tournee,
+                               maintenance=self.maintenance),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
