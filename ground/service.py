@@ -108,8 +108,7 @@ class GroundService:
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth, map_settings=settings.map, tournee=self.tournee,
-                               maintenance=self.maintenance),
+                               auth=auth, map_settings=settings.map, tournee=self.tournee),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,

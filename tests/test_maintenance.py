@@ -7,21 +7,18 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertStorage
 from ground.fleet import load_fleet
 from ground.maintenance import MaintenanceBook, MaintenanceItem, Refused, _engine_hours
-from ground.service import GroundService
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
 from medicobus.geo import offset
 from tests.clocks import ManualClock
-from tests.console import logged_in
 from tests.harness import FLEET, VEHICLE
-from tests.test_web_pages import PARIS, text_of
+from tests.test_web_pages import PARIS
 
 MONDAY_8AM = datetime(2026, 11, 23, 8, 0, tzinfo=PARIS)
 
@@ -123,53 +120,3 @@ def test_what_cannot_be_kept_is_refused(tmp_path: Path) -> None:
     assert garage.book.history(VEHICLE, "extincteur") == []
     garage.book.record_done(VEHICLE, "extincteur", date(2025, 12, 1), None, "claire")
     assert garage.book.due(VEHICLE)[0].state == "soon"  # 357 days: within 30 of a year
-
-
-def test_the_fleet_manager_keeps_the_record_in_the_dashboard(
-        console_service: GroundService) -> None:  # fmt: skip
-    g = console_service
-    client, csrf = logged_in(g, "claire")
-    page = client.get(f"/fleet/vehicles/{VEHICLE}").text
-    section = text_of(page[page.index('id="maintenance"'):page.index('class="export"')])
-    assert section.count("à renseigner") == 4 and "contrôle technique" in section
-    base = f"/fleet/vehicles/{VEHICLE}/maintenance"
-
-    def done(item: str, **fields: str) -> httpx.Response:
-        return client.post(f"{base}/{item}/done", data={"csrf": csrf, **fields})
-
-    r = done("controle-technique", on="2025-12-10", odometer_km="118 250", note="Dekra")
-    assert r.status_code == 303 and r.headers["location"].endswith("#maintenance")
-    row = _row(client.get(f"/fleet/vehicles/{VEHICLE}").text, "controle-technique")
-    assert "à prévoir" in row and "dans 17 jours" in row and "par claire, à 118" in row
-    assert [a.rule for a in g.alerts.open_alerts(VEHICLE)] == ["maintenance_soon"]
-    assert done("controle-technique", on="2026-11-23").status_code == 303
-    assert "à jour" in _row(client.get(f"/fleet/vehicles/{VEHICLE}").text, "controle-technique")
-    assert g.alerts.open_alerts(VEHICLE) == []  # closed at once, not at the next timer
-    r = client.post(f"{base}/vidange/interval", data={"csrf": csrf, "every_km": "10000",
-                                                       "every_days": "365"})  # fmt: skip
-    assert r.status_code == 303
-    assert "tous les 10 000 km ou 365 jours" in _row(
-        client.get(f"/fleet/vehicles/{VEHICLE}").text, "vidange").replace("\u202f", " ")
-    # What cannot be kept is said, and nothing of it is.
-    for response, said in ((done("extincteur", on="demain"), "date invalide"),
-                           (done("extincteur", on="2026-11-20", odometer_km="beaucoup"),
-                            "nombre attendu"),
-                           (done("extincteur", on="2026-12-25"), "dans le futur"),
-                           (client.post(f"{base}/vidange/interval", data={"csrf": csrf}),
-                            "au moins un intervalle"),
-                           (client.post(f"{base}/vidange/interval", data={
-                               "csrf": csrf, "every_km": "-3"}), "valeur invalide")):  # fmt: skip
-        assert response.status_code == 422 and said in response.text
-    assert g.maintenance.history(VEHICLE, "extincteur") == []
-    for name in ("paul", "marie"):  # read only, coordination: may read, not record
-        other, token = logged_in(g, name)
-        assert "Fait le" not in other.get(f"/fleet/vehicles/{VEHICLE}").text
-        r = other.post(f"{base}/extincteur/done", data={"csrf": token, "on": "2026-11-20"})
-        assert r.status_code == 403
-    assert done("extincteur", on="2026-11-20", csrf="forged").status_code == 403
-    assert g.maintenance.history(VEHICLE, "extincteur") == []
-
-
-def _row(html: str, item: str) -> str:
-    start = html.index(f'id="maintenance-{item}"')
-    return text_of(html[start:html.index("</tr>", start)])

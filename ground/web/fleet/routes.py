@@ -20,7 +20,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ground.board import Board
-from ground.maintenance import MaintenanceBook
 from ground.tournee import Tournee
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
@@ -33,13 +32,6 @@ from ground.web.fleet.export import (
     fridge_log,
 )
 from ground.web.fleet.live_map import MapOut, live_map
-from ground.web.fleet.maintenance import (
-    STATE_EN,
-    STATE_FR,
-    interval_fr,
-    maintenance_router,
-    used_fr,
-)
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
@@ -56,23 +48,20 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
                  auth: Auth | None = None, map_settings: MapSettings | None = None,
-                 tournee: Tournee | None = None,
-                 maintenance: MaintenanceBook | None = None) -> APIRouter:
+                 tournee: Tournee | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock);
     `map_settings` the live map's tiles (give create_app the same, for its CSP); with
     `tournee`, the coordinator's console pages behind the same login (its API, in the
-    public schema, is `ground.web.console.api`, given to create_app); with `maintenance`,
-    each vehicle's maintenance reminders on its page, kept by the fleet managers.
+    public schema, is `ground.web.console.api`, given to create_app).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
-                                 severity_fr=SEVERITY_FR, state_fr=STATE_FR, state_en=STATE_EN,
-                                 interval_fr=interval_fr, used_fr=used_fr,
+                                 severity_fr=SEVERITY_FR,
                                  map_settings=map_settings or MapSettings())  # fmt: skip
     router = APIRouter(include_in_schema=False)  # private: not in the public /openapi.json
 
@@ -164,9 +153,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         if not known(vehicle):
             return not_found(request, session)
         today = dash.now().astimezone(dash.zone).date()
-        due = [] if maintenance is None else maintenance.due(vehicle)
         return page(request, "fleet_vehicle.html", session, v=dash.detail(vehicle),
-                    charts=dash.charts(vehicle), today=today, maintenance=due,
+                    charts=dash.charts(vehicle), today=today,
                     week_ago=today - timedelta(days=6))  # fmt: skip
 
     @router.get("/vehicles/{vehicle}/panel", response_class=HTMLResponse)
@@ -281,7 +269,4 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
 
     if tournee is not None:
         router.include_router(console_pages(tournee, guard, page))
-    if maintenance is not None:
-        router.include_router(maintenance_router(maintenance, alerts, guard, page,
-                                                 board.notify))  # fmt: skip
     return router
