@@ -20,7 +20,6 @@ from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet, planned_arrivals
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
-from ground.maintenance import DEFAULT_ITEMS, MaintenanceBook, MaintenanceItem
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
@@ -62,7 +61,6 @@ class GroundSettings(BaseModel):
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
-    maintenance: list[MaintenanceItem] = DEFAULT_ITEMS  # reminders: oil, contrôle technique…
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -89,12 +87,9 @@ class GroundService:
                            stale_after=timedelta(seconds=settings.stale_after_s))
         n = settings.notify
         self.notifier = Notifier(n) if (n.webhooks or n.email) else None
-        self.maintenance = MaintenanceBook(settings.maintenance, self.fleet, self.store,
-                                           settings.database, clock)  # fmt: skip
         self.alerts = AlertEngine(settings.alerts, AlertStorage(settings.database),
                                   self.state, self.fleet, clock, self.notifier,
-                                  stale_after=timedelta(seconds=settings.stale_after_s),
-                                  maintenance=self.maintenance.due)  # fmt: skip
+                                  stale_after=timedelta(seconds=settings.stale_after_s))
         self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
                        if settings.influxdb else None)  # fmt: skip
         self.pipeline = Pipeline(self.store, self.state, {v.id for v in self.fleet.vehicles},
@@ -160,7 +155,6 @@ class GroundService:
             if part is not None:
                 part.stop()
         self.alerts.close()
-        self.maintenance.close()
         self.tournee.close()
         self.store.close()
 

@@ -15,7 +15,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -34,19 +34,6 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 CodeReport = tuple[datetime, frozenset[str]]  # a sensor's codes as reported at that time
 
 
-class DueItem(Protocol):
-    """A maintenance item of the vehicle as it stands (ground.maintenance.Due)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def state(self) -> str: ...  # ok, soon, overdue, unknown
-    @property
-    def title_fr(self) -> str: ...
-    @property
-    def title_en(self) -> str: ...
-
-
 @dataclass
 class Case:
     """One vehicle, as one rule judges it now."""
@@ -61,7 +48,6 @@ class Case:
     stored_since: datetime | None  # the oldest of the rule's samples stored since then
     records: AlertStorage  # the stored series and the alerts recorded
     service_hours: Callable[[], tuple[datetime, datetime] | None]  # today's; None: no visit
-    maintenance: Callable[[], Sequence[DueItem]]  # the vehicle's items (ground.maintenance)
 
     def presence(self) -> str:
         return self.state.presence(self.now, self.stale_after)
@@ -399,25 +385,7 @@ def _minutes(delta: timedelta) -> float:
 
 # -- the configuration ---------------------------------------------------------------------
 
-class MaintenanceRule(_Rule):
-    """A maintenance item due soon (`when = "soon"`) or overdue: one alert per item, closed
-    once it is done (the one of "soon" also once it is overdue: the other rule has it then)."""
-
-    kind: Literal["maintenance"] = "maintenance"
-    when: Literal["soon", "overdue"] = "soon"
-
-    def judge(self, case: Case) -> list[Verdict]:
-        items = {d.key: d for d in case.maintenance()}
-        verdicts: list[Verdict] = [
-            Open(key, f"{self.title_fr} : {d.title_fr}", f"{self.title_en}: {d.title_en}", "",
-                 case.now, None, None)
-            for key, d in items.items() if d.state == self.when and key not in case.open]
-        verdicts += [Close(alert.id, case.now, None) for key, alert in case.open.items()
-                     if key not in items or items[key].state != self.when]  # fmt: skip
-        return verdicts
-
-
-Rule = ThresholdRule | NewCodeRule | OfflineRule | NoGpsRule | MaintenanceRule
+Rule = ThresholdRule | NewCodeRule | OfflineRule | NoGpsRule
 AlertRule = Annotated[Rule, Field(discriminator="kind")]
 
 
@@ -450,10 +418,6 @@ DEFAULT_RULES: list[Rule] = [
                 severity="warning", after_min=10),
     NoGpsRule(id="no_gps", title_fr="pas de position GPS en roulant",
               title_en="no GPS fix while moving", severity="warning", after_min=5),
-    MaintenanceRule(id="maintenance_soon", title_fr="entretien à prévoir",
-                    title_en="maintenance due soon", severity="warning", when="soon"),
-    MaintenanceRule(id="maintenance_overdue", title_fr="entretien en retard",
-                    title_en="maintenance overdue", severity="critical", when="overdue"),
 ]  # fmt: skip
 
 
