@@ -24,6 +24,7 @@ from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.reports.make import ReportSettings
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
@@ -61,6 +62,7 @@ class GroundSettings(BaseModel):
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
+    reports: ReportSettings = ReportSettings()  # the funders' reports: operator, logo
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -69,6 +71,8 @@ def load_ground(path: Path | str) -> GroundSettings:
         value = getattr(settings, name)
         if not value.is_absolute():
             setattr(settings, name, (Path(path).parent / value).resolve())
+    if settings.reports.logo is not None and not settings.reports.logo.is_absolute():
+        settings.reports.logo = (Path(path).parent / settings.reports.logo).resolve()
     return settings
 
 

@@ -224,6 +224,7 @@ class Month:
 
     def __init__(self, tmp: Path, month: str, fleet: Fleet, cancel: str | None = None,
                  joined: dict[str, date] | None = None) -> None:
+        self.dir = tmp
         period = Period.month(month, PARIS)
         clock = ManualClock(period.start - timedelta(days=10))  # the console, before it
         self.tournee = Tournee(fleet, tmp / "ground.db", clock)
