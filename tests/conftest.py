@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from ground.fleet import load_fleet
 from tests.brokers import Mosquitto
+from tests.harness import FLEET
 from tests.receivers import Inbox, make_certificate, serve_smtp
 from tests.simulated_month import Month, november_month
 
@@ -35,5 +37,14 @@ def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
     """November 2026 simulated and fed to a real store (tests/simulated_month.py): read
     only, shared by the report's tests."""
     month = november_month(tmp_path_factory.mktemp("november"))
+    yield month
+    month.close()
+
+
+@pytest.fixture(scope="session")
+def october(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
+    """October 2026 (the clock change) on the demo's fleet, in a directory laid out as a
+    demo leaves its data (`ground.db`): read only."""
+    month = Month(tmp_path_factory.mktemp("october"), "2026-10", load_fleet(FLEET))
     yield month
     month.close()

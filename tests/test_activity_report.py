@@ -5,25 +5,16 @@ service mid-month; October 2026 across the clock change; a month with no data at
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import pytest
 
-from ground.fleet import load_fleet, visits_on
+from ground.fleet import visits_on
 from ground.reports.activity import Activity, Period, activity_report
 from ground.reports.tables import Hidden, report_tables
-from tests.harness import FLEET
 from tests.simulated_month import BAND, PARIS, Month
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def october(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    month = Month(tmp_path_factory.mktemp("october"), "2026-10", load_fleet(FLEET))
-    yield month
-    month.close()
 
 
 def expected(month: Month, keep: object) -> Activity:

@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from ground.fleet import load_fleet
 from ground.reports.tables import Hidden, report_tables
 from tests.harness import FLEET
 from tests.simulated_month import Month
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def october(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    """October 2026 on the demo's fleet, in a directory laid out as a demo leaves it."""
-    month = Month(tmp_path_factory.mktemp("demo"), "2026-10", load_fleet(FLEET))
-    yield month
-    month.close()
 
 
 def medicobus(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
