@@ -24,7 +24,7 @@ from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
-from ground.reports.make import ReportSettings
+from ground.reports.make import Reporter, ReportSettings
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
@@ -104,10 +104,13 @@ class GroundService:
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
+        self.reporter = Reporter(lambda: self.fleet, self.store, settings.alerts,
+                                 settings.reports, clock)
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth, map_settings=settings.map),
+                               auth=auth, map_settings=settings.map,
+                               reporter=self.reporter),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,

@@ -206,7 +206,7 @@ def _import_appointments(config: Path, csv_file: Path, vehicle: str | None,
 def _report(args: argparse.Namespace) -> int:
     from ground.fleet import load_fleet
     from ground.reports.activity import Period
-    from ground.reports.make import build, file_name, render
+    from ground.reports.make import Reporter
     from ground.service import GroundSettings, load_ground
     from ground.store import Store
     from ground.tournee import Tournee
@@ -231,16 +231,17 @@ def _report(args: argparse.Namespace) -> int:
             raise ValueError("--from needs --to / --from va avec --to")
         else:
             period = Period(args.first, args.last, zone)
-        report = build(tournee.fleet, store, period, settings.alerts)
-        out = args.out or Path(file_name(report, args.format))
-        out.write_bytes(render(report, args.format, settings.reports, clock.now()))
+        made = Reporter(lambda: tournee.fleet, store, settings.alerts, settings.reports,
+                        clock).make(period, args.format)
+        out = args.out or Path(made.name)
+        out.write_bytes(made.content)
     except (ValueError, OSError) as exc:
         print(f"medicobus: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
         tournee.close()
-    t = report.total
+    t = made.report.total
     print(f"{out}: {t.planned} visites prévues, {t.held} tenues, {t.cancelled} annulées / "
           f"{t.planned} visits planned, {t.held} held, {t.cancelled} cancelled")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +20,7 @@ from ground.reports.export import csv_text, xlsx_bytes
 from ground.reports.pdf import pdf_bytes, period_fr, report_html
 from ground.reports.tables import report_tables
 from ground.store import Store
+from medicobus.clock import Clock
 
 Format = Literal["pdf", "xlsx", "csv"]
 MEDIA = {"pdf": "application/pdf", "csv": "application/zip",
@@ -60,3 +63,26 @@ def file_name(report: ActivityReport, fmt: Format) -> str:
     p = report.period
     span = f"{p.first:%Y-%m}" if p.is_month else f"{p.first.isoformat()}_{p.last.isoformat()}"
     return f"rapport-activite-{span}.{'zip' if fmt == 'csv' else fmt}"
+
+
+@dataclass(frozen=True)
+class Made:
+    report: ActivityReport
+    name: str  # the file's
+    media: str  # its MIME type
+    content: bytes
+
+
+class Reporter:
+    """Makes reports on the ground's data: for the command, the dashboard and the monthly
+    e-mail. `fleet` gives the tournée as it is now (the coordinator changes it)."""
+
+    def __init__(self, fleet: Callable[[], Fleet], store: Store, rules: list[Rule],
+                 settings: ReportSettings, clock: Clock) -> None:
+        self.fleet, self.store, self.rules = fleet, store, rules
+        self.settings, self.clock = settings, clock
+
+    def make(self, period: Period, fmt: Format) -> Made:
+        report = build(self.fleet(), self.store, period, self.rules)
+        return Made(report, file_name(report, fmt), MEDIA[fmt],
+                    render(report, fmt, self.settings, self.clock.now()))

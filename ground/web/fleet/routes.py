@@ -20,6 +20,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ground.board import Board
+from ground.reports.activity import Period
+from ground.reports.make import MEDIA, Reporter
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
 from ground.web.fleet.export import (
@@ -40,18 +42,30 @@ from medicobus.clock import Clock
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays move with time
+MAX_REPORT_DAYS = 400  # a year and a bit: the longest report the dashboard makes
+
+
+def recent_months(today: date, count: int) -> list[date]:
+    """The first days of this month and the `count` - 1 before it, newest first."""
+    months, day = [], today.replace(day=1)
+    for _ in range(count):
+        months.append(day)
+        day = (day - timedelta(days=1)).replace(day=1)
+    return months
 
 
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
                  auth: Auth | None = None,
-                 map_settings: MapSettings | None = None) -> APIRouter:
+                 map_settings: MapSettings | None = None,
+                 reporter: Reporter | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock);
-    `map_settings` the live map's tiles (give create_app the same, for its CSP).
+    `map_settings` the live map's tiles (give create_app the same, for its CSP);
+    `reporter` makes the funders' reports to download (none: no reports page).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
@@ -214,6 +228,47 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         board.notify({vehicle})  # other open dashboards show who acknowledged, now
         return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#alerts", 303),
                       session)
+
+    # -- the funders' reports -------------------------------------------------------------
+
+    def refused(request: Request, session: Session, status: int, message: str) -> Response:
+        return page(request, "fleet_error.html", session, status_code=status,
+                    title_fr="Rapport impossible", title_en="No report", message=message)
+
+    @router.get("/reports", response_class=HTMLResponse)
+    def reports_page(request: Request, session: Session = page_user) -> Response:
+        if reporter is None or not session.may("reports"):
+            return refused(request, session, 403, "Votre rôle ne permet pas de télécharger "
+                           "les rapports d'activité (réservé à la gestion de flotte).")
+        today = dash.now().astimezone(dash.zone).date()
+        return page(request, "fleet_reports.html", session, months=recent_months(today, 12),
+                    today=today)  # fmt: skip
+
+    @router.get("/reports/download")
+    async def report_download(
+        request: Request, session: Session = page_user, month: str | None = None,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None, format: str = "pdf",
+    ) -> Response:
+        if reporter is None or not session.may("reports"):
+            return refused(request, session, 403, "Votre rôle ne permet pas de télécharger "
+                           "les rapports d'activité (réservé à la gestion de flotte).")
+        try:
+            if format not in MEDIA:
+                raise ValueError(f"format: pdf, xlsx ou csv, pas {format[:10]!r}")
+            if month is not None:
+                period = Period.month(month[:7], dash.zone)
+            elif start is not None and end is not None:
+                period = Period(start, end, dash.zone)
+            else:
+                raise ValueError("un mois (month=2026-11) ou une période (from=, to=)")
+            if (period.last - period.first).days >= MAX_REPORT_DAYS:
+                raise ValueError(f"au plus {MAX_REPORT_DAYS} jours")
+        except ValueError as exc:
+            return refused(request, session, 422, f"Période ou format invalide : {exc}")
+        made = await run_in_threadpool(reporter.make, period, format)  # type: ignore[arg-type]
+        return finish(request, Response(made.content, media_type=made.media, headers={
+            "Content-Disposition": f'attachment; filename="{made.name}"'}), session)
 
     # -- API and live stream -------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""The funders' reports in the fleet dashboard: the real ground service's app under a real
+uvicorn, logged in as a fleet manager (who may download them) and as a read-only account
+(who may not); what is downloaded read back by openpyxl, pdftotext and csv."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from ground.fleet import load_fleet
+from ground.reports.tables import report_tables
+from ground.service import GroundService, GroundSettings
+from ground.web.auth import AuthSettings, User
+from ground.web.server import HttpSettings
+from medicobus.brokers import free_port
+from tests.clocks import ManualClock
+from tests.harness import FLEET
+from tests.simulated_month import PARIS, Month
+from tests.test_fleet_pages import HASHES, OTHER, OTHER_PASSWORD, PASSWORD, USER, login
+from tests.test_web_pages import LiveServer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Month]]:
+    """October 2026 in the ground's database, its dashboard served; 5 November today."""
+    tmp = tmp_path_factory.mktemp("ground")
+    month = Month(tmp, "2026-10", load_fleet(FLEET))
+    users = AuthSettings(session_secret="s3cret-for-tests-only-0123456789", users=[
+        User(name=USER, password_hash=HASHES[USER], role="fleet"),
+        User(name=OTHER, password_hash=HASHES[OTHER], role="readonly")])  # fmt: skip
+    service = GroundService(GroundSettings(fleet=FLEET, database=tmp / "ground.db",
+                                           dashboard=users, http=HttpSettings(port=free_port())),
+                            ManualClock(datetime(2026, 11, 5, 10, 0, tzinfo=PARIS)))
+    with LiveServer(service.app) as server:
+        yield server.url, month
+    for part in (service.alerts, service.tournee, service.store, month):  # never started
+        part.close()
+
+
+@pytest.fixture
+def manager(dashboard: tuple[str, Month]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=dashboard[0], timeout=30) as client:
+        login(client, USER, PASSWORD)  # type: ignore[arg-type]
+        yield client
+
+
+def test_a_fleet_manager_downloads_a_months_report(dashboard: tuple[str, Month],
+                                                   manager: httpx.Client) -> None:
+    _, month = dashboard
+    assert 'href="/fleet/reports"' in manager.get("/fleet/").text
+    page = manager.get("/fleet/reports").text
+    link = "/fleet/reports/download?month=2026-10&amp;format=xlsx"
+    assert link in page and "11/2026 (en cours" in page
+    r = manager.get(link.replace("&amp;", "&"))
+    assert r.status_code == 200
+    assert r.headers["content-disposition"] == (
+        'attachment; filename="rapport-activite-2026-10.xlsx"')
+    book = load_workbook(io.BytesIO(r.content))
+    for table in report_tables(month.report):
+        rows = list(book[table.name].iter_rows(values_only=True))[1:]
+        assert [[c for c in read if isinstance(c, int | float)] for read in rows] == [
+            [c for c in row if isinstance(c, int | float)] for row in table.rows]
+    pdf = manager.get("/fleet/reports/download", params={"month": "2026-10"})
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, check=True,
+                          capture_output=True).stdout.decode()
+    assert "Rapport d'activité — octobre 2026" in text
+
+
+def test_a_range_as_csv(manager: httpx.Client) -> None:
+    r = manager.get("/fleet/reports/download",
+                    params={"from": "2026-10-05", "to": "2026-10-18", "format": "csv"})
+    assert r.status_code == 200
+    assert 'filename="rapport-activite-2026-10-05_2026-10-18.zip"' in r.headers[
+        "content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert names == ["communes.csv", "vehicules.csv", "annulations.csv", "excursions.csv"]
+
+
+@pytest.mark.parametrize("params", [
+    {"month": "2026-13"}, {"month": "2026-10", "format": "docx"}, {"from": "2026-10-05"},
+    {"from": "2026-10-18", "to": "2026-10-05"}, {"from": "2025-01-01", "to": "2026-10-05"},
+])  # fmt: skip
+def test_a_wrong_request_is_refused_clearly(manager: httpx.Client,
+                                            params: dict[str, str]) -> None:
+    r = manager.get("/fleet/reports/download", params=params)
+    assert r.status_code == 422 and "Période ou format invalide" in r.text
+
+
+def test_only_the_fleet_role_downloads(dashboard: tuple[str, Month]) -> None:
+    with httpx.Client(base_url=dashboard[0], timeout=30) as reader:
+        assert reader.get("/fleet/reports", follow_redirects=False).status_code in (302, 303)
+        login(reader, OTHER, OTHER_PASSWORD)  # type: ignore[arg-type]
+        assert 'href="/fleet/reports"' not in reader.get("/fleet/").text
+        for path in ("/fleet/reports", "/fleet/reports/download?month=2026-10"):
+            r = reader.get(path)
+            assert r.status_code == 403 and "réservé à la gestion de flotte" in r.text
