@@ -24,6 +24,7 @@ from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.reports.mailing import MonthlyMail
 from ground.reports.make import Reporter, ReportSettings
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
@@ -106,6 +107,9 @@ class GroundService:
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
         self.reporter = Reporter(lambda: self.fleet, self.store, settings.alerts,
                                  settings.reports, clock)
+        mail = settings.reports.email
+        self.monthly = (MonthlyMail(mail, self.reporter, settings.database, clock)
+                        if mail else None)  # fmt: skip
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
@@ -135,7 +139,7 @@ class GroundService:
         # service: out of the garbage collector's full passes, which otherwise pause every
         # thread for longer the bigger the fleet.
         gc.freeze()
-        for part in (self.notifier, self.influx, self.mairies):
+        for part in (self.notifier, self.influx, self.mairies, self.monthly):
             if part is not None:
                 part.start()
         self.ingest.start()
@@ -155,7 +159,7 @@ class GroundService:
         self.ingest.stop()
         for t in self._threads:
             t.join(timeout=10)
-        for part in (self.influx, self.notifier, self.mairies):
+        for part in (self.influx, self.notifier, self.mairies, self.monthly):
             if part is not None:
                 part.stop()
         self.alerts.close()
@@ -193,6 +197,11 @@ class GroundService:
                     purged_on = self.board.today()
                 except sqlite3.Error:  # locked, disk: tried again at the next turn
                     log.exception("dead letters could not be purged")
+            if self.monthly is not None:  # last month's report, on its day
+                try:
+                    self.monthly.check()
+                except sqlite3.Error:  # locked, disk: tried again at the next turn
+                    log.exception("the monthly report could not be queued")
             if self.ingest.connected.is_set():
                 today = self.board.today()
                 if self.plans.published_for != today:  # a new day: yesterday's bookings go

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ground.alerts.rules import Rule, limits
 from ground.fleet import Fleet
+from ground.notify import Address, SmtpServer
 from ground.reports.activity import FRIDGE, ActivityReport, Period, activity_report
 from ground.reports.export import csv_text, xlsx_bytes
 from ground.reports.pdf import pdf_bytes, period_fr, report_html
@@ -27,6 +28,16 @@ MEDIA = {"pdf": "application/pdf", "csv": "application/zip",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+class ReportMail(BaseModel):
+    """`[reports.email]`: whom the monthly report goes to (ground/reports/mailing.py), and
+    through which server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    smtp: SmtpServer
+    to: Annotated[list[Address], Field(min_length=1)]
+    formats: Annotated[list[Format], Field(min_length=1)] = ["pdf", "xlsx"]
+
+
 class ReportSettings(BaseModel):
     """`[reports]` in the ground's configuration."""
 
@@ -35,6 +46,7 @@ class ReportSettings(BaseModel):
     logo: Path | None = None  # PNG, JPEG or SVG; relative to the configuration file
     # Counts of patients below this are written "< N" (docs/privacy.md).
     min_count: Annotated[int, Field(ge=1, le=100)] = 5
+    email: ReportMail | None = None  # last month's report, on the first working day
 
 
 def build(fleet: Fleet, store: Store, period: Period, rules: list[Rule]) -> ActivityReport:
