@@ -4,6 +4,7 @@ uvicorn, logged in as a fleet manager (who may download them) and as a read-only
 
 from __future__ import annotations
 
+import csv
 import io
 import subprocess
 import zipfile
@@ -104,3 +105,28 @@ def test_only_the_fleet_role_downloads(dashboard: tuple[str, Month]) -> None:
         for path in ("/fleet/reports", "/fleet/reports/download?month=2026-10"):
             r = reader.get(path)
             assert r.status_code == 403 and "réservé à la gestion de flotte" in r.text
+
+
+def test_a_vehicles_trips_and_stops_of_a_day(dashboard: tuple[str, Month],
+                                             manager: httpx.Client) -> None:
+    _, month = dashboard
+    assert 'href="/fleet/vehicles/perche-1/trips"' in manager.get(
+        "/fleet/vehicles/perche-1").text
+    day = month.sim.truth.drives[0][1].astimezone(PARIS).date()
+    drives = [d for d in month.sim.truth.drives if d[1].astimezone(PARIS).date() == day]
+    page = manager.get("/fleet/vehicles/perche-1/trips", params={"day": day.isoformat()})
+    assert page.status_code == 200
+    trips_part = page.text.split('id="trajets"')[1].split('id="arrets"')[0]
+    assert trips_part.count("<tr>") == 1 + len(drives)  # the heading row, one per drive
+    for _, start, end, _ in drives:
+        for moment in (start, end):
+            assert moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") in trips_part
+    r = manager.get("/fleet/vehicles/perche-1/trips.csv",
+                    params={"from": day.isoformat(), "to": day.isoformat(), "table": "jours"})
+    assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
+    (_, row) = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";"))
+    assert row[:3] == ["perche-1", day.isoformat(), str(len(drives))]
+    km = sum(metres for *_, metres in drives) / 1000
+    assert float(row[4].replace(",", ".")) == pytest.approx(km, abs=0.01)
+    bad = manager.get("/fleet/vehicles/perche-1/trips.csv", params={"table": "x"})
+    assert bad.status_code == 422

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -282,13 +282,26 @@ def activity_report(fleet: Fleet, store: Store, period: Period,
                           vehicles, total, cancellations, outcomes)
 
 
-def driven(positions: Sequence[tuple[str, float, float, float | None, float | None]]
-           ) -> tuple[float, timedelta]:
-    """Km and driving time from a vehicle's positions, in order: the distance between
-    successive fixes (a fix the bus could not have reached, `too_fast`, is skipped), and
-    the time from each fix where the bus was moving to the next, up to DRIVING_GAP."""
-    metres, seconds = 0.0, 0.0
-    gap = DRIVING_GAP.total_seconds()
+Fix = tuple[str, float, float, float | None, float | None]  # ts (UTC text), lat, lon, speed, acc
+
+
+@dataclass(frozen=True)
+class Leg:
+    """From one fix to the next that the bus could have reached."""
+
+    start: datetime
+    end: datetime
+    origin: tuple[float, float]  # where it began (lat, lon)
+    lat: float  # where it ended
+    lon: float
+    metres: float
+    driving: bool  # moving at its start, and not a gap longer than DRIVING_GAP
+    speed: float | None  # at its start, m/s
+
+
+def legs(positions: Sequence[Fix]) -> Iterator[Leg]:
+    """A vehicle's positions, in order, as legs: a fix the bus could not have reached from
+    the last one kept (`too_fast`: a receiver's glitch) is skipped."""
     last: tuple[float, float, float | None, datetime] | None = None
     last_speed: float | None = None
     for ts, lat, lon, speed, acc in positions:
@@ -296,11 +309,20 @@ def driven(positions: Sequence[tuple[str, float, float, float | None, float | No
         if last is not None:
             if too_fast(last, here):
                 continue
-            metres += distance_m(last[0], last[1], lat, lon)
-            span = (here[3] - last[3]).total_seconds()
-            if moving(last_speed) and span <= gap:
-                seconds += span
+            yield Leg(last[3], here[3], (last[0], last[1]), lat, lon,
+                      distance_m(last[0], last[1], lat, lon),
+                      moving(last_speed) and here[3] - last[3] <= DRIVING_GAP, last_speed)
         last, last_speed = here, speed
+
+
+def driven(positions: Sequence[Fix]) -> tuple[float, timedelta]:
+    """Km and driving time from a vehicle's positions: the length of every leg, and the
+    time of the legs it drove (moving at their start, up to DRIVING_GAP)."""
+    metres, seconds = 0.0, 0.0
+    for leg in legs(positions):
+        metres += leg.metres
+        if leg.driving:
+            seconds += (leg.end - leg.start).total_seconds()
     return metres / 1000, timedelta(seconds=seconds)
 
 

@@ -20,6 +20,7 @@ from ground.reports.activity import FRIDGE, ActivityReport, Period, activity_rep
 from ground.reports.export import csv_text, xlsx_bytes
 from ground.reports.pdf import pdf_bytes, period_fr, report_html
 from ground.reports.tables import report_tables
+from ground.reports.trips import Day, days
 from ground.store import Store
 from medicobus.clock import Clock
 
@@ -98,3 +99,7 @@ class Reporter:
         report = build(self.fleet(), self.store, period, self.rules)
         return Made(report, file_name(report, fmt), MEDIA[fmt],
                     render(report, fmt, self.settings, self.clock.now()))
+
+    def days(self, vehicle: str, period: Period) -> list[Day]:
+        """The vehicle's trips, stops and summary for each day of `period`."""
+        return days(self.fleet(), self.store, vehicle, period)

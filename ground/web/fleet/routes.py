@@ -21,7 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ground.board import Board
 from ground.reports.activity import Period
+from ground.reports.export import csv_text
 from ground.reports.make import MEDIA, Reporter
+from ground.reports.pdf import cell_fr
+from ground.reports.trips import trip_tables
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
 from ground.web.fleet.export import (
@@ -235,11 +238,14 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         return page(request, "fleet_error.html", session, status_code=status,
                     title_fr="Rapport impossible", title_en="No report", message=message)
 
+    def not_yours(request: Request, session: Session) -> Response:
+        return refused(request, session, 403, "Votre rôle ne permet pas de voir les rapports "
+                       "ni les trajets (réservé à la gestion de flotte).")
+
     @router.get("/reports", response_class=HTMLResponse)
     def reports_page(request: Request, session: Session = page_user) -> Response:
         if reporter is None or not session.may("reports"):
-            return refused(request, session, 403, "Votre rôle ne permet pas de télécharger "
-                           "les rapports d'activité (réservé à la gestion de flotte).")
+            return not_yours(request, session)
         today = dash.now().astimezone(dash.zone).date()
         return page(request, "fleet_reports.html", session, months=recent_months(today, 12),
                     today=today)  # fmt: skip
@@ -251,8 +257,7 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         end: Annotated[date | None, Query(alias="to")] = None, format: str = "pdf",
     ) -> Response:
         if reporter is None or not session.may("reports"):
-            return refused(request, session, 403, "Votre rôle ne permet pas de télécharger "
-                           "les rapports d'activité (réservé à la gestion de flotte).")
+            return not_yours(request, session)
         try:
             if format not in MEDIA:
                 raise ValueError(f"format: pdf, xlsx ou csv, pas {format[:10]!r}")
@@ -269,6 +274,46 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         made = await run_in_threadpool(reporter.make, period, format)  # type: ignore[arg-type]
         return finish(request, Response(made.content, media_type=made.media, headers={
             "Content-Disposition": f'attachment; filename="{made.name}"'}), session)
+
+    @router.get("/vehicles/{vehicle}/trips", response_class=HTMLResponse)
+    async def trips_page(request: Request, vehicle: str, session: Session = page_user,
+                         day: date | None = None) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        if not known(vehicle):
+            return not_found(request, session)
+        day = day or dash.now().astimezone(dash.zone).date()
+        period = Period(day, day, dash.zone)
+        found = await run_in_threadpool(reporter.days, vehicle, period)
+        return page(request, "fleet_trips.html", session, v=dash.detail(vehicle), day=day,
+                    tables=trip_tables(found, period), cell=cell_fr,
+                    before=day - timedelta(days=1), after=day + timedelta(days=1))
+
+    @router.get("/vehicles/{vehicle}/trips.csv")
+    async def trips_csv(
+        request: Request, vehicle: str, session: Session = page_user,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None, table: str = "trajets",
+    ) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        if not known(vehicle):
+            return not_found(request, session)
+        today = dash.now().astimezone(dash.zone).date()
+        try:
+            period = Period(start or end or today, end or start or today, dash.zone)
+            if (period.last - period.first).days >= MAX_REPORT_DAYS:
+                raise ValueError(f"au plus {MAX_REPORT_DAYS} jours")
+            found = await run_in_threadpool(reporter.days, vehicle, period)
+            chosen = next((t for t in trip_tables(found, period) if t.name == table), None)
+            if chosen is None:
+                raise ValueError("table : trajets, arrets ou jours")
+        except ValueError as exc:
+            return refused(request, session, 422, f"Période ou table invalide : {exc}")
+        name = f"{table}-{vehicle}-{period.first.isoformat()}_{period.last.isoformat()}.csv"
+        return finish(request, Response(csv_text(chosen).encode("utf-8-sig"),
+                                        media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'}), session)
 
     # -- API and live stream -------------------------------------------------------------
 
