@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ground.reports.activity import driven
 from medicobus.storage import Database, Migrations, open_database, run_script
 
 # The alerts' tables, a migration set of their own in the ground's database.
@@ -42,6 +43,26 @@ CREATE TABLE IF NOT EXISTS alert_cursor (name TEXT PRIMARY KEY, value INTEGER NO
 @migrations()
 def m001_alerts_cursor(db: Database) -> None:
     run_script(db, SCHEMA)
+
+
+@migrations()
+def m002_maintenance_done(db: Database) -> None:
+    """Maintenance done (an oil change, the contrôle technique), with who and when and
+    the counters then: each restarts its item's interval (ground/alerts/rules.py)."""
+    run_script(db, """
+CREATE TABLE maintenance_done (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, vehicle TEXT NOT NULL, item TEXT NOT NULL,
+    done_at TEXT NOT NULL, who TEXT NOT NULL, km REAL, hours REAL);
+CREATE INDEX maintenance_done_item ON maintenance_done(vehicle, item, done_at);
+""")
+
+
+@dataclass(frozen=True)
+class Done:
+    at: datetime
+    who: str
+    km: float | None  # the odometer then (None: it gave none; distance is counted by GPS)
+    hours: float | None  # the engine's hours then, if it reports them
 
 
 _COLUMNS = ("id, vehicle, rule, title_fr, title_en, severity, opened_at, value_at_open, "
@@ -81,6 +102,8 @@ class AlertStorage:
         self._conn = open_database(path, migrations, synchronous="FULL").conn
         # The engine (pipeline and timer threads) and the web's acknowledgements share it.
         self._lock = threading.Lock()
+        # Per (vehicle, since): the last position counted, its time and the metres so far.
+        self._gps: dict[tuple[str, str], tuple[str, float, Any]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -207,6 +230,46 @@ class AlertStorage:
                 "WHERE rowid > ? GROUP BY vehicle, sensor, quantity", [rowid]).fetchall()
         return ([(v, s, q, datetime.fromisoformat(ts)) for v, s, q, ts, _ in rows],
                 max([rowid, *(int(r[4]) for r in rows)]))
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def record_done(self, vehicle: str, item: str, at: datetime, who: str,
+                    km: float | None, hours: float | None) -> None:
+        self._write("INSERT INTO maintenance_done (vehicle, item, done_at, who, km, hours) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [vehicle, item, _iso(at), who, km, hours])
+
+    def last_done(self, vehicle: str, item: str) -> Done | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT done_at, who, km, hours FROM maintenance_done WHERE vehicle = ? AND "
+                "item = ? ORDER BY done_at DESC, id DESC LIMIT 1", [vehicle, item]).fetchone()
+        return None if row is None else Done(datetime.fromisoformat(row[0]), *row[1:])
+
+    def latest(self, vehicle: str, sensor: str, quantity: str) -> float | None:
+        """A quantity's newest value (an odometer, engine hours), or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM samples WHERE vehicle = ? AND sensor = ? AND quantity = ? "
+                "AND value IS NOT NULL ORDER BY ts DESC LIMIT 1",
+                [vehicle, sensor, quantity]).fetchone()  # fmt: skip
+        return None if row is None else float(row[0])
+
+    def gps_km(self, vehicle: str, since: datetime) -> float:
+        """Km driven since `since` by the positions stored (as the reports count them).
+        Counted on from where the last call got to: the rule asks every few seconds."""
+        key = (vehicle, _iso(since))
+        upto, metres, last = self._gps.get(key, (_iso(since), 0.0, None))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, lat, lon, speed, acc FROM positions WHERE vehicle = ? AND ts > ? "
+                "ORDER BY ts", [vehicle, upto]).fetchall()  # fmt: skip
+        if rows:
+            km, _ = driven([last, *rows] if last else rows)
+            metres += km * 1000
+            upto, last = rows[-1][0], rows[-1]
+        self._gps = {k: v for k, v in self._gps.items() if k[0] != vehicle}  # one per bus
+        self._gps[key] = (upto, metres, last)
+        return metres / 1000
 
     # -- helpers ---------------------------------------------------------------------------
 
