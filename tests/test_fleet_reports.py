@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from openpyxl import load_workbook
 
+from ground.alerts.rules import MaintenanceItem, MaintenanceRule
 from ground.fleet import load_fleet
 from ground.reports.tables import report_tables
 from ground.service import GroundService, GroundSettings
@@ -130,3 +133,50 @@ def test_a_vehicles_trips_and_stops_of_a_day(dashboard: tuple[str, Month],
     assert float(row[4].replace(",", ".")) == pytest.approx(km, abs=0.01)
     bad = manager.get("/fleet/vehicles/perche-1/trips.csv", params={"table": "x"})
     assert bad.status_code == 422
+
+
+def test_maintenance_recorded_in_the_dashboard(tmp_path: Path) -> None:
+    """A fleet manager sees the oil change due soon and records it done: the reminder
+    closes; a read-only account sees the item but may not record it."""
+    rule = MaintenanceRule(id="maintenance", title_fr="entretien", title_en="maintenance",
+                           items=[MaintenanceItem(id="ct", title_fr="Contrôle technique",
+                                                  title_en="Roadworthiness test",
+                                                  every_days=365)])
+    users = AuthSettings(session_secret="s3cret-for-tests-only-0123456789", users=[
+        User(name=USER, password_hash=HASHES[USER], role="fleet"),
+        User(name=OTHER, password_hash=HASHES[OTHER], role="readonly")])  # fmt: skip
+    clock = ManualClock(datetime(2025, 12, 1, 10, 0, tzinfo=PARIS))
+    service = GroundService(GroundSettings(fleet=FLEET, database=tmp_path / "ground.db",
+                                           dashboard=users, alerts=[rule],
+                                           http=HttpSettings(port=free_port())), clock)
+    service.alerts.record_done("perche-1", "ct", "garage")
+    clock.set(datetime(2026, 11, 10, 10, 0, tzinfo=PARIS))  # 21 days left
+    service.alerts.evaluate()
+    with LiveServer(service.app) as server, httpx.Client(base_url=server.url) as manager:
+        login(manager, USER, PASSWORD)  # type: ignore[arg-type]
+        page = manager.get("/fleet/vehicles/perche-1").text
+        section = page.split('id="maintenance"')[1].split("</section>")[0]
+        assert "Contrôle technique" in section and "bientôt dû" in section and "21 j" in section
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', section)
+        assert csrf and [a.title_en for a in service.alerts.open_alerts()] == [
+            "Maintenance due soon: Roadworthiness test"]
+        r = manager.post("/fleet/vehicles/perche-1/maintenance/ct/done",
+                         data={"csrf": csrf[1]}, headers={"Origin": server.url},
+                         follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert service.alerts.open_alerts() == []
+        section = manager.get("/fleet/vehicles/perche-1").text.split(
+            'id="maintenance"')[1].split("</section>")[0]
+        assert "à jour" in section and USER in section
+        with httpx.Client(base_url=server.url) as reader:
+            login(reader, OTHER, OTHER_PASSWORD)  # type: ignore[arg-type]
+            html = reader.get("/fleet/vehicles/perche-1").text
+            section = html.split('id="maintenance"')[1].split("</section>")[0]
+            assert "Contrôle technique" in section and "Fait aujourd" not in section
+            token = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+            assert token
+            r = reader.post("/fleet/vehicles/perche-1/maintenance/ct/done",
+                            data={"csrf": token[1]}, headers={"Origin": server.url})
+            assert r.status_code == 403 and "réservé à la gestion de flotte" in r.text
+    for part in (service.alerts, service.tournee, service.store):
+        part.close()

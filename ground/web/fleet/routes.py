@@ -165,9 +165,10 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         if not known(vehicle):
             return not_found(request, session)
         today = dash.now().astimezone(dash.zone).date()
+        upkeep = alerts.maintenance(vehicle) if alerts else []
         return page(request, "fleet_vehicle.html", session, v=dash.detail(vehicle),
                     charts=dash.charts(vehicle), today=today,
-                    week_ago=today - timedelta(days=6))  # fmt: skip
+                    week_ago=today - timedelta(days=6), upkeep=upkeep)  # fmt: skip
 
     @router.get("/vehicles/{vehicle}/panel", response_class=HTMLResponse)
     def vehicle_panel(request: Request, vehicle: str, session: Session = api_user) -> Response:
@@ -203,20 +204,26 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         return finish(request, Response(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="{name}"'}), session)
 
+    async def action_refused(request: Request, session: Session, doing: str
+                             ) -> Response | None:
+        """A fleet manager's action (the "alerts" permission) refused: a form without its
+        token, or a role without it; None when it may go on."""
+        if not guard.csrf_ok(request, session, await form(request)):
+            message = ("Le jeton de sécurité du formulaire est absent ou périmé : rechargez "
+                       "la page et recommencez.")
+        elif not session.may("alerts"):
+            message = f"Votre rôle ne permet pas de {doing} (réservé à la gestion de flotte)."
+        else:
+            return None
+        return page(request, "fleet_error.html", session, status_code=403,
+                    title_fr="Action refusée", title_en="Action refused", message=message)
+
     @router.post("/vehicles/{vehicle}/alerts/{alert_id}/acknowledge")
     async def acknowledge(request: Request, vehicle: str, alert_id: int,
                           session: Session = page_user) -> Response:
-        data = await form(request)
-        if not guard.csrf_ok(request, session, data):
-            return page(request, "fleet_error.html", session, status_code=403,
-                        title_fr="Action refusée", title_en="Action refused",
-                        message="Le jeton de sécurité du formulaire est absent ou périmé : "
-                                "rechargez la page et recommencez.")  # fmt: skip
-        if not session.may("alerts"):
-            return page(request, "fleet_error.html", session, status_code=403,
-                        title_fr="Action refusée", title_en="Action refused",
-                        message="Votre rôle ne permet pas de prendre en charge une alerte "
-                                "(réservé à la gestion de flotte).")  # fmt: skip
+        refused_now = await action_refused(request, session, "prendre en charge une alerte")
+        if refused_now is not None:
+            return refused_now
         if alerts is None or not known(vehicle):
             return not_found(request, session)
         try:
@@ -231,6 +238,24 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         board.notify({vehicle})  # other open dashboards show who acknowledged, now
         return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#alerts", 303),
                       session)
+
+    @router.post("/vehicles/{vehicle}/maintenance/{item}/done")
+    async def maintenance_done(request: Request, vehicle: str, item: str,
+                               session: Session = page_user) -> Response:
+        refused_now = await action_refused(request, session, "noter un entretien")
+        if refused_now is not None:
+            return refused_now
+        if alerts is None or not known(vehicle):
+            return not_found(request, session)
+        try:
+            await run_in_threadpool(alerts.record_done, vehicle, item, session.user)
+        except KeyError:
+            return page(request, "fleet_error.html", session, status_code=404,
+                        title_fr="Entretien inconnu", title_en="Unknown maintenance item",
+                        message="Cet entretien n'est pas prévu pour ce véhicule.")
+        board.notify({vehicle})
+        return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#maintenance",
+                                                303), session)
 
     # -- the funders' reports -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ground.alerts import Rule
+from ground.alerts.rules import Due
 from ground.store import DeadLetterCounts, DeadLetterLimits
 
 
@@ -50,6 +51,8 @@ class AlertSource(Protocol):
                 limit: int | None = None) -> Sequence[AlertLike]: ...
     def acknowledge(self, alert_id: int, person: str) -> AlertLike: ...
     def get(self, alert_id: int) -> AlertLike: ...
+    def maintenance(self, vehicle: str) -> Sequence[Due]: ...
+    def record_done(self, vehicle: str, item: str, person: str) -> Sequence[AlertLike]: ...
 
 
 class SeriesSource(Protocol):
