@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # WeasyPrint (the reports' PDF) logs each step of its work at INFO, from its import on.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
     try:
         if args.command == "demo":
             from medicobus.demo import run_demo

@@ -5,6 +5,7 @@ split by subject so each fits the page's width."""
 from __future__ import annotations
 
 import base64
+import logging
 import mimetypes
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +23,8 @@ from ground.reports.tables import Cell, Column, Hidden, Table
 from ground.web.format import FR, day_label_fr
 
 TEMPLATES = Path(__file__).parent / "templates"
+# WeasyPrint logs each step of each document at INFO: a line a step in the ground's log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
 
 VISITS = ["planned", "held", "cancelled", "not_held", "hours_on_site", "delay_median",
