@@ -180,3 +180,36 @@ def test_maintenance_recorded_in_the_dashboard(tmp_path: Path) -> None:
             assert r.status_code == 403 and "réservé à la gestion de flotte" in r.text
     for part in (service.alerts, service.tournee, service.store):
         part.close()
+
+
+def test_a_fleet_manager_adds_a_maintenance_item(tmp_path: Path) -> None:
+    users = AuthSettings(session_secret="s3cret-for-tests-only-0123456789",
+                         users=[User(name=USER, password_hash=HASHES[USER], role="fleet")])
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=PARIS))
+    service = GroundService(GroundSettings(fleet=FLEET, database=tmp_path / "ground.db",
+                                           dashboard=users,  # the default alert rules
+                                           http=HttpSettings(port=free_port())), clock)
+    with LiveServer(service.app) as server, httpx.Client(base_url=server.url) as manager:
+        login(manager, USER, PASSWORD)  # type: ignore[arg-type]
+        html = manager.get("/fleet/vehicles/perche-1").text
+        assert "Aucun entretien suivi" in html
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+        assert token
+        post = {"csrf": token[1], "id": "sonde", "title_fr": "Étalonnage de la sonde",
+                "title_en": "Probe calibration", "every_days": "365", "every_km": ""}
+        bad = manager.post("/fleet/vehicles/perche-1/maintenance", headers={
+            "Origin": server.url}, data={**post, "every_days": ""})
+        assert bad.status_code == 422 and "au moins un intervalle" in bad.text
+        r = manager.post("/fleet/vehicles/perche-1/maintenance", data=post,
+                         headers={"Origin": server.url}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert "Étalonnage de la sonde" in manager.get("/fleet/vehicles/perche-1").text
+        r = manager.post("/fleet/vehicles/perche-1/maintenance/sonde/done",
+                         data={"csrf": token[1]}, headers={"Origin": server.url},
+                         follow_redirects=False)
+        assert r.status_code == 303
+    clock.set(datetime(2026, 12, 20, 10, 0, tzinfo=PARIS))  # 16 days left
+    assert [a.title_fr for a in service.alerts.evaluate()] == [
+        "Entretien à prévoir : Étalonnage de la sonde"]
+    for part in (service.alerts, service.tournee, service.store):
+        part.close()

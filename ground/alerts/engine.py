@@ -25,6 +25,7 @@ from ground.alerts.rules import (
     Close,
     CodeReport,
     Due,
+    MaintenanceItem,
     MaintenanceRule,
     Open,
     Rule,
@@ -151,12 +152,21 @@ class AlertEngine:
         if not person:
             raise ValueError("say who did it")
         rule = next((r for r in self.rules if isinstance(r, MaintenanceRule)
-                     and any(i.id == item and (not i.vehicles or vehicle in i.vehicles)
-                             for i in r.items)), None)
+                     and any(i.id == item for i in r.items_of(vehicle, self.storage))), None)
         if rule is None:
             raise KeyError(item)
         self.storage.record_done(vehicle, item, self.clock.now(), person[:120],
                                  *rule.counters(vehicle, self.storage))
+        return self.evaluate({vehicle})
+
+    def save_item(self, vehicle: str, item: MaintenanceItem, person: str) -> list[Alert]:
+        """A fleet manager added or changed one of the vehicle's maintenance items; its
+        reminders follow at once. LookupError when no maintenance rule is configured."""
+        if not any(isinstance(r, MaintenanceRule) for r in self.rules):
+            raise LookupError("no maintenance rule in the alert rules")
+        self.storage.save_item(vehicle, item.id, item.model_copy(update={"vehicles": []})
+                               .model_dump_json(), person.strip()[:120] or "?",
+                               self.clock.now())
         return self.evaluate({vehicle})
 
     # -- judging ---------------------------------------------------------------------------

@@ -408,14 +408,23 @@ class MaintenanceRule(_Rule):
     overdue (the first closes), both closed when it is recorded as done."""
 
     kind: Literal["maintenance"] = "maintenance"
-    items: Annotated[list[MaintenanceItem], Field(min_length=1)]
+    items: list[MaintenanceItem] = []  # and those made in the dashboard, per vehicle
     engine_sensor: str = "engine"
     odometer: str = "odometer_km"
     engine_hours: str = "engine_hours"
 
+    def items_of(self, vehicle: str, records: AlertStorage) -> list[MaintenanceItem]:
+        """The vehicle's items: the configuration's, replaced or joined by those made in
+        the dashboard for it."""
+        mine = {i.id: i for i in self.items if not i.vehicles or vehicle in i.vehicles}
+        for body in records.saved_items(vehicle):
+            item = MaintenanceItem.model_validate_json(body)
+            mine[item.id] = item
+        return list(mine.values())
+
     def due(self, vehicle: str, records: AlertStorage, now: datetime) -> list[Due]:
-        return [self._due(item, vehicle, records, now) for item in self.items
-                if not item.vehicles or vehicle in item.vehicles]
+        return [self._due(item, vehicle, records, now)
+                for item in self.items_of(vehicle, records)]
 
     def counters(self, vehicle: str, records: AlertStorage) -> tuple[float | None, float | None]:
         """The odometer and the engine hours now, when the engine reports them."""
@@ -512,6 +521,8 @@ DEFAULT_RULES: list[Rule] = [
                 severity="warning", after_min=10),
     NoGpsRule(id="no_gps", title_fr="pas de position GPS en roulant",
               title_en="no GPS fix while moving", severity="warning", after_min=5),
+    # No item by default: the fleet manager adds them on each vehicle's page.
+    MaintenanceRule(id="maintenance", title_fr="entretien", title_en="maintenance"),
 ]  # fmt: skip
 
 

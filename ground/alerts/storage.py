@@ -57,6 +57,17 @@ CREATE INDEX maintenance_done_item ON maintenance_done(vehicle, item, done_at);
 """)
 
 
+@migrations()
+def m003_maintenance_items(db: Database) -> None:
+    """Maintenance items a fleet manager added or changed in the dashboard, per vehicle (the
+    configuration's items stay the base: one of the same id here replaces it)."""
+    run_script(db, """
+CREATE TABLE maintenance_items (
+    vehicle TEXT NOT NULL, item TEXT NOT NULL, body TEXT NOT NULL, who TEXT NOT NULL,
+    at TEXT NOT NULL, PRIMARY KEY (vehicle, item));
+""")
+
+
 @dataclass(frozen=True)
 class Done:
     at: datetime
@@ -244,6 +255,17 @@ class AlertStorage:
                 "SELECT done_at, who, km, hours FROM maintenance_done WHERE vehicle = ? AND "
                 "item = ? ORDER BY done_at DESC, id DESC LIMIT 1", [vehicle, item]).fetchone()
         return None if row is None else Done(datetime.fromisoformat(row[0]), *row[1:])
+
+    def save_item(self, vehicle: str, item: str, body: str, who: str, at: datetime) -> None:
+        self._write("INSERT OR REPLACE INTO maintenance_items (vehicle, item, body, who, at) "
+                    "VALUES (?, ?, ?, ?, ?)", [vehicle, item, body, who, _iso(at)])
+
+    def saved_items(self, vehicle: str) -> list[str]:
+        """The bodies (JSON) of the items made in the dashboard for the vehicle."""
+        with self._lock:
+            rows = self._conn.execute("SELECT body FROM maintenance_items WHERE vehicle = ? "
+                                      "ORDER BY item", [vehicle]).fetchall()
+        return [r[0] for r in rows]
 
     def latest(self, vehicle: str, sensor: str, quantity: str) -> float | None:
         """A quantity's newest value (an odometer, engine hours), or None."""

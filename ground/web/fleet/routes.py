@@ -17,8 +17,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ground.alerts.rules import MaintenanceItem
 from ground.board import Board
 from ground.reports.activity import Period
 from ground.reports.export import csv_text
@@ -238,6 +240,32 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         board.notify({vehicle})  # other open dashboards show who acknowledged, now
         return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#alerts", 303),
                       session)
+
+    @router.post("/vehicles/{vehicle}/maintenance")
+    async def maintenance_item(request: Request, vehicle: str,
+                               session: Session = page_user) -> Response:
+        refused_now = await action_refused(request, session, "changer les entretiens")
+        if refused_now is not None:
+            return refused_now
+        if alerts is None or not known(vehicle):
+            return not_found(request, session)
+        data = await form(request)
+        fields = {k: data.get(k, "").strip() or None for k in (
+            "id", "title_fr", "title_en", "every_km", "every_hours", "every_days")}
+        try:
+            item = MaintenanceItem.model_validate({k: v for k, v in fields.items() if v})
+            await run_in_threadpool(alerts.save_item, vehicle, item, session.user)
+        except (ValidationError, LookupError) as exc:
+            detail = (exc.errors(include_url=False)[0]["msg"]
+                      if isinstance(exc, ValidationError) else str(exc))
+            return page(request, "fleet_error.html", session, status_code=422,
+                        title_fr="Entretien refusé", title_en="Item refused",
+                        message="Donnez un identifiant (minuscules, chiffres, tirets), les "
+                                "deux intitulés et au moins un intervalle (km, heures ou "
+                                f"jours) : {detail}")  # fmt: skip
+        board.notify({vehicle})
+        return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#maintenance",
+                                                303), session)
 
     @router.post("/vehicles/{vehicle}/maintenance/{item}/done")
     async def maintenance_done(request: Request, vehicle: str, item: str,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ground.alerts import Rule
-from ground.alerts.rules import Due
+from ground.alerts.rules import Due, MaintenanceItem
 from ground.store import DeadLetterCounts, DeadLetterLimits
 
 
@@ -53,6 +53,8 @@ class AlertSource(Protocol):
     def get(self, alert_id: int) -> AlertLike: ...
     def maintenance(self, vehicle: str) -> Sequence[Due]: ...
     def record_done(self, vehicle: str, item: str, person: str) -> Sequence[AlertLike]: ...
+    def save_item(self, vehicle: str, item: MaintenanceItem,
+                  person: str) -> Sequence[AlertLike]: ...
 
 
 class SeriesSource(Protocol):
