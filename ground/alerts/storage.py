@@ -115,6 +115,7 @@ class AlertStorage:
         self._lock = threading.Lock()
         # Per (vehicle, since): the last position counted, its time and the metres so far.
         self._gps: dict[tuple[str, str], tuple[str, float, Any]] = {}
+        self._items: dict[str, list[str]] | None = None  # see saved_items
 
     def close(self) -> None:
         with self._lock:
@@ -259,13 +260,19 @@ class AlertStorage:
     def save_item(self, vehicle: str, item: str, body: str, who: str, at: datetime) -> None:
         self._write("INSERT OR REPLACE INTO maintenance_items (vehicle, item, body, who, at) "
                     "VALUES (?, ?, ?, ?, ?)", [vehicle, item, body, who, _iso(at)])
+        self._items = None
 
     def saved_items(self, vehicle: str) -> list[str]:
-        """The bodies (JSON) of the items made in the dashboard for the vehicle."""
+        """The bodies (JSON) of the items made in the dashboard for the vehicle. Read once
+        for the fleet and kept until one is saved: the rule asks for every vehicle on every
+        evaluation, and most have none."""
         with self._lock:
-            rows = self._conn.execute("SELECT body FROM maintenance_items WHERE vehicle = ? "
-                                      "ORDER BY item", [vehicle]).fetchall()
-        return [r[0] for r in rows]
+            if self._items is None:
+                self._items = {}
+                for v, body in self._conn.execute(
+                        "SELECT vehicle, body FROM maintenance_items ORDER BY item"):
+                    self._items.setdefault(v, []).append(body)
+            return self._items.get(vehicle, [])
 
     def latest(self, vehicle: str, sensor: str, quantity: str) -> float | None:
         """A quantity's newest value (an odometer, engine hours), or None."""
