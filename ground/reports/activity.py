@@ -257,6 +257,12 @@ def activity_report(fleet: Fleet, store: Store, period: Period,
     ids = sorted({v.id for v in planned})
     times = store.visit_times(ids)
     summaries = store.visit_summaries(ids)
+    summed = {visit for _, visit in summaries}
+    unsummed = [i for i in ids if i not in summed]
+    if unsummed:  # visits of buses of before: summed up here from their ticket events
+        queues = store.last_queues(unsummed)
+        for key, events in store.visit_tickets(unsummed).items():
+            summaries[key] = from_tickets(*key, events, queues.get(key))
     outcomes = [Outcome(v, *times.get((v.vehicle, v.id), (None, None)),
                         summaries.get((v.vehicle, v.id))) for v in planned]
     communes: dict[str, CommuneActivity] = {}
@@ -313,6 +319,38 @@ def legs(positions: Sequence[Fix]) -> Iterator[Leg]:
                       distance_m(last[0], last[1], lat, lon),
                       moving(last_speed) and here[3] - last[3] <= DRIVING_GAP, last_speed)
         last, last_speed = here, speed
+
+
+def from_tickets(vehicle: str, visit: str,
+                 events: Sequence[tuple[datetime, int, str | None, str]],
+                 queue: tuple[datetime, int] | None) -> contract.VisitSummary:
+    """A visit's summary made from its ticket events (time, ticket, appointment, event),
+    as a bus of before December 2026 sent them: check-ins with a booking count as found by
+    name (such a bus did not say how), no-shows are the last queue state's bookings not
+    checked in, waits run from check-in to the first call."""
+    checked: dict[int, tuple[datetime, str | None]] = {}
+    called: dict[int, datetime] = {}
+    outcome: dict[int, str] = {}
+    for ts, ticket, appointment, event in events:
+        if event == "checked_in":
+            checked.setdefault(ticket, (ts, appointment))
+        elif event == "called":
+            called.setdefault(ticket, ts)
+        else:
+            outcome[ticket] = event
+    booked = sum(a is not None for _, a in checked.values())
+    no_show = queue[1] if queue is not None else 0
+    waits = sorted(round((called[t] - checked[t][0]).total_seconds())
+                   for t in called if t in checked)
+    last = max([events[-1][0], *(q[0] for q in [queue] if q)])
+    return contract.VisitSummary(
+        vehicle=vehicle, ts=last,
+        visit=visit, opened=events[0][0], closed=last, booked=min(booked + no_show, 1000),
+        checked_in_name=min(booked, 1000), checked_in_code=0,
+        walk_in=min(len(checked) - booked, 1000),
+        seen=min(sum(o == "seen" for o in outcome.values()), 1000),
+        absent=min(sum(o == "absent" for o in outcome.values()), 1000),
+        no_show=min(no_show, 1000), waits_s=[min(max(w, 0), 86_400) for w in waits][:1000])
 
 
 def driven(positions: Sequence[Fix]) -> tuple[float, timedelta]:
