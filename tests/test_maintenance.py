@@ -103,6 +103,8 @@ def test_by_date_soon_then_overdue_then_done(tmp_path: Path, receiver: Receiver)
     assert garage.open() == {"Maintenance overdue: Roadworthiness test": "perche-1"}
     (ct,) = [d for d in garage.engine.maintenance("perche-1") if d.item.id == "ct"]
     assert ct.state == "overdue" and ct.left == [(-1.0, "j")] and ct.done is not None
+    (overdue,) = garage.engine.open_alerts()
+    assert (overdue.value_at_open, overdue.unit) == (1.0, "j")  # a day past
     closed = garage.engine.record_done("perche-1", "ct", "claire")
     assert [a.title_en for a in closed] == ["Maintenance overdue: Roadworthiness test"]
     assert garage.open() == {}

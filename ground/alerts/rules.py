@@ -465,8 +465,10 @@ class MaintenanceRule(_Rule):
                 rest, unit = min(due.left, key=lambda left: left[0] / _scale(due.item, left[1]))
                 fr, en = (("Entretien dépassé", "Maintenance overdue") if due.state == "overdue"
                           else ("Entretien à prévoir", "Maintenance due soon"))
+                # The value: how much is left, or (overdue) how far past, as the title says.
                 verdicts.append(Open(want, f"{fr} : {due.item.title_fr}",
-                                     f"{en}: {due.item.title_en}", unit, case.now, rest, rest))
+                                     f"{en}: {due.item.title_en}", unit, case.now, abs(rest),
+                                     abs(rest)))
         return verdicts
 
 
