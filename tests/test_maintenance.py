@@ -37,7 +37,9 @@ RULE = MaintenanceRule(id="maintenance", title_fr="entretien", title_en="mainten
     MaintenanceItem(id="courroie", title_fr="Courroie", title_en="Belt", every_hours=250,
                     vehicles=["perche-1"]),
     MaintenanceItem(id="extincteur", title_fr="Extincteur", title_en="Extinguisher",
-                    every_days=365)])  # fmt: skip
+                    every_days=365),
+    MaintenanceItem(id="filtre", title_fr="Filtre", title_en="Filter", every_hours=10,
+                    vehicles=["perche-2"])])  # fmt: skip
 
 
 class Garage:
@@ -51,8 +53,8 @@ class Garage:
         self.engine = AlertEngine([RULE], AlertStorage(tmp / "ground.db"), LiveState(),
                                   with_second_bus(load_fleet(FLEET)), self.clock, self.notifier)
 
-    def engine_reading(self, **values: float) -> None:
-        r = contract.Reading(vehicle="perche-1", ts=self.clock.now(), sensor="engine",
+    def engine_reading(self, vehicle: str = "perche-1", **values: float) -> None:
+        r = contract.Reading(vehicle=vehicle, ts=self.clock.now(), sensor="engine",
                              values=values)
         self.store.record([(r, self.clock.now())])
 
@@ -148,3 +150,25 @@ def test_by_odometer_by_gps_and_by_engine_hours(tmp_path: Path, receiver: Receiv
     with pytest.raises(KeyError):
         again.engine.record_done("perche-2", "vidange", "marc")  # not perche-2's item
     again.close()
+
+
+def test_engine_hours_from_rpm_when_there_is_no_hour_counter(tmp_path: Path,
+                                                            receiver: Receiver) -> None:
+    garage = Garage(tmp_path, int(receiver.server.server_address[1]),
+                    datetime(2026, 11, 2, 6, 0, tzinfo=PARIS))
+    garage.engine.record_done("perche-2", "filtre", "marc")
+
+    def run(minutes: int, rpm: float) -> None:  # a reading a minute
+        for _ in range(minutes):
+            garage.engine_reading("perche-2", rpm=rpm)
+            garage.clock.advance(60)
+
+    run(9 * 60 + 31, 800.0)  # 9 h 30 min running (the last reading holds into the next)
+    run(120, 0.0)  # two hours off: not counted
+    assert garage.at(garage.clock.now()) == ["Maintenance due soon: Filter"]
+    (due,) = [d for d in garage.engine.maintenance("perche-2") if d.item.id == "filtre"]
+    assert due.left == [(0.5, "h")]
+    run(45, 900.0)
+    assert sorted(garage.at(garage.clock.now())) == [
+        "Maintenance due soon: Filter", "Maintenance overdue: Filter"]
+    garage.close()

@@ -372,8 +372,9 @@ Unit = Literal["km", "h", "j"]
 
 class MaintenanceItem(BaseModel):
     """Something to do every `every_km` (the odometer from OBD when the engine reports
-    one, else the distance driven by GPS), `every_hours` of engine (when it reports them)
-    or `every_days`: whichever comes first. Due soon within `soon` of the interval."""
+    one, else the distance driven by GPS), `every_hours` of engine (its hour counter when
+    it reports one, else the time its rpm readings were above 0) or `every_days`:
+    whichever comes first. Due soon within `soon` of the interval."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: RuleId
@@ -442,8 +443,10 @@ class MaintenanceRule(_Rule):
             km = (odometer - done.km if odometer is not None and done.km is not None
                   else records.gps_km(vehicle, done.at))
             left.append((item.every_km - km, item.every_km, "km"))
-        if item.every_hours is not None and hours is not None and done.hours is not None:
-            left.append((item.every_hours - (hours - done.hours), item.every_hours, "h"))
+        if item.every_hours is not None:
+            ran = (hours - done.hours if hours is not None and done.hours is not None
+                   else records.engine_hours_since(vehicle, done.at, self.engine_sensor))
+            left.append((item.every_hours - ran, item.every_hours, "h"))
         if item.every_days is not None:
             days = (now - done.at).total_seconds() / 86400
             left.append((item.every_days - days, item.every_days, "j"))

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,8 @@ class AlertStorage:
         self._conn = open_database(path, migrations, synchronous="FULL").conn
         # The engine (pipeline and timer threads) and the web's acknowledgements share it.
         self._lock = threading.Lock()
-        # Per (vehicle, since): the last position counted, its time and the metres so far.
+        # Per (vehicle, since): where counting got to (its time), what was counted so far
+        # (metres driven, or seconds the engine ran) and the last row counted.
         self._gps: dict[tuple[str, str], tuple[str, float, Any]] = {}
         self._items: dict[str, list[str]] | None = None  # see saved_items
 
@@ -296,9 +297,32 @@ class AlertStorage:
             km, _ = driven([last, *rows] if last else rows)
             metres += km * 1000
             upto, last = rows[-1][0], rows[-1]
-        self._gps = {k: v for k, v in self._gps.items() if k[0] != vehicle}  # one per bus
+        # One count per bus (that of its latest done), beside its engine's.
+        self._gps = {k: v for k, v in self._gps.items()
+                     if k[0] != vehicle or k[1].startswith("rpm:")}
         self._gps[key] = (upto, metres, last)
         return metres / 1000
+
+    def engine_hours_since(self, vehicle: str, since: datetime, sensor: str = "engine",
+                           hold: timedelta = timedelta(minutes=5)) -> float:
+        """Hours the engine ran since `since`, from its rpm readings: each reading above 0
+        holds until the next, at most `hold` (the sampling's heartbeat). Counted on from
+        where the last call got to, like `gps_km`."""
+        key = (vehicle, "rpm:" + _iso(since))
+        upto, seconds, last = self._gps.get(key, (_iso(since), 0.0, None))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, value FROM samples WHERE vehicle = ? AND sensor = ? AND "
+                "quantity = 'rpm' AND ts > ? ORDER BY ts", [vehicle, sensor, upto]).fetchall()
+        for ts, value in rows:
+            at = datetime.fromisoformat(ts)
+            if last is not None and last[1]:
+                seconds += min(at - last[0], hold).total_seconds()
+            last = (at, (value or 0) > 0)
+        if rows:
+            upto = rows[-1][0]
+        self._gps[key] = (upto, seconds, last)
+        return seconds / 3600
 
     # -- helpers ---------------------------------------------------------------------------
 
