@@ -209,6 +209,10 @@ def test_a_bus_of_before_is_summed_up_from_its_ticket_events(tmp_path: Path) -> 
     messages.append(contract.QueueState(vehicle="perche-1", ts=at(46), visit=visit,
                                         open=False, waiting=0, booked_remaining=2,
                                         consult_min=15.0, wait_min=0))
+    # At Bellême the geofence missed the arrival, but the kiosk checked a patient in.
+    messages += [contract.TicketEvent(vehicle="perche-1", ts=at(150 + m), ticket=1,
+                                      visit="2026-11-02/belleme/am", event=event)
+                 for m, event in ((0, "checked_in"), (5, "called"), (20, "seen"))]
     Pipeline(store, LiveState(), {"perche-1"}).run(
         [Arrived(contract.topic("perche-1", contract.Channel(m.kind)), m.to_json(), m.ts)
          for m in messages])
@@ -218,4 +222,7 @@ def test_a_bus_of_before_is_summed_up_from_its_ticket_events(tmp_path: Path) -> 
     assert (noce.held, noce.unsummed, noce.booked, noce.checked_in_name, noce.walk_in,
             noce.seen, noce.absent, noce.no_show) == (1, 0, 4, 2, 1, 2, 1, 2)
     assert sorted(noce.waits_s) == [9 * 60, 24 * 60, 38 * 60]
+    belleme = next(c.activity for c in report.communes if c.commune == "Bellême")
+    assert (belleme.held, belleme.not_held, belleme.walk_in, belleme.seen) == (1, 0, 1, 1)
+    assert belleme.delays_s == [] and belleme.on_site == timedelta(0)  # no arrival known
     store.close()

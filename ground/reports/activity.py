@@ -92,7 +92,11 @@ class Outcome:
 
     @property
     def held(self) -> bool:
-        return self.arrived is not None
+        """The bus arrived; or its kiosk checked patients in there (an arrival the
+        geofence missed, a bus parked out of its stop's radius)."""
+        s = self.summary
+        return self.arrived is not None or (
+            s is not None and s.checked_in_name + s.checked_in_code + s.walk_in > 0)
 
     @property
     def delay(self) -> timedelta | None:
@@ -135,8 +139,8 @@ class Activity:
             return
         self.held += 1
         self.on_site += o.on_site or timedelta(0)
-        assert o.delay is not None
-        self.delays_s.append(o.delay.total_seconds())
+        if o.delay is not None:
+            self.delays_s.append(o.delay.total_seconds())
         s = o.summary
         if s is None:
             self.unsummed += 1
