@@ -24,6 +24,8 @@ from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.reports.mailing import MonthlyMail
+from ground.reports.make import Reporter, ReportSettings
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
@@ -61,6 +63,7 @@ class GroundSettings(BaseModel):
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
+    reports: ReportSettings = ReportSettings()  # the funders' reports: operator, logo
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -69,6 +72,8 @@ def load_ground(path: Path | str) -> GroundSettings:
         value = getattr(settings, name)
         if not value.is_absolute():
             setattr(settings, name, (Path(path).parent / value).resolve())
+    if settings.reports.logo is not None and not settings.reports.logo.is_absolute():
+        settings.reports.logo = (Path(path).parent / settings.reports.logo).resolve()
     return settings
 
 
@@ -100,10 +105,16 @@ class GroundService:
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
+        self.reporter = Reporter(lambda: self.fleet, self.store, settings.alerts,
+                                 settings.reports, clock)
+        mail = settings.reports.email
+        self.monthly = (MonthlyMail(mail, self.reporter, settings.database, clock)
+                        if mail else None)  # fmt: skip
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth, map_settings=settings.map, tournee=self.tournee),
+                               auth=auth, map_settings=settings.map, tournee=self.tournee,
+                               reporter=self.reporter),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
@@ -131,7 +142,7 @@ class GroundService:
         # service: out of the garbage collector's full passes, which otherwise pause every
         # thread for longer the bigger the fleet.
         gc.freeze()
-        for part in (self.notifier, self.influx, self.mairies):
+        for part in (self.notifier, self.influx, self.mairies, self.monthly):
             if part is not None:
                 part.start()
         self.ingest.start()
@@ -151,7 +162,7 @@ class GroundService:
         self.ingest.stop()
         for t in self._threads:
             t.join(timeout=10)
-        for part in (self.influx, self.notifier, self.mairies):
+        for part in (self.influx, self.notifier, self.mairies, self.monthly):
             if part is not None:
                 part.stop()
         self.alerts.close()
@@ -189,6 +200,11 @@ class GroundService:
                     purged_on = self.board.today()
                 except sqlite3.Error:  # locked, disk: tried again at the next turn
                     log.exception("dead letters could not be purged")
+            if self.monthly is not None:  # last month's report, on its day
+                try:
+                    self.monthly.check()
+                except sqlite3.Error:  # locked, disk: tried again at the next turn
+                    log.exception("the monthly report could not be queued")
             if self.ingest.connected.is_set():
                 today = self.board.today()
                 if self.plans.published_for != today:  # a new day: yesterday's bookings go

@@ -20,7 +20,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ground.alerts.rules import Case, Close, CodeReport, Open, Rule, Verdict
+from ground.alerts.rules import (
+    Case,
+    Close,
+    CodeReport,
+    Due,
+    MaintenanceItem,
+    MaintenanceRule,
+    Open,
+    Rule,
+    Verdict,
+)
 from ground.alerts.storage import Alert, AlertStorage
 from ground.fleet import Fleet
 from ground.state import LiveState
@@ -125,6 +135,39 @@ class AlertEngine:
         if recorded:
             self._notify("acknowledged", alert)
         return alert
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def maintenance(self, vehicle: str) -> list[Due]:
+        """Where each maintenance item of the vehicle stands now."""
+        now = self.clock.now()
+        return [d for r in self.rules if isinstance(r, MaintenanceRule)
+                for d in r.due(vehicle, self.storage, now)]
+
+    def record_done(self, vehicle: str, item: str, person: str) -> list[Alert]:
+        """`person` did `item` on the vehicle now: its interval starts again (from the
+        odometer and engine hours now, when the engine reports them) and its reminders
+        close. KeyError for an item no rule has for the vehicle."""
+        person = person.strip()
+        if not person:
+            raise ValueError("say who did it")
+        rule = next((r for r in self.rules if isinstance(r, MaintenanceRule)
+                     and any(i.id == item for i in r.items_of(vehicle, self.storage))), None)
+        if rule is None:
+            raise KeyError(item)
+        self.storage.record_done(vehicle, item, self.clock.now(), person[:120],
+                                 *rule.counters(vehicle, self.storage))
+        return self.evaluate({vehicle})
+
+    def save_item(self, vehicle: str, item: MaintenanceItem, person: str) -> list[Alert]:
+        """A fleet manager added or changed one of the vehicle's maintenance items; its
+        reminders follow at once. LookupError when no maintenance rule is configured."""
+        if not any(isinstance(r, MaintenanceRule) for r in self.rules):
+            raise LookupError("no maintenance rule in the alert rules")
+        self.storage.save_item(vehicle, item.id, item.model_copy(update={"vehicles": []})
+                               .model_dump_json(), person.strip()[:120] or "?",
+                               self.clock.now())
+        return self.evaluate({vehicle})
 
     # -- judging ---------------------------------------------------------------------------
 
