@@ -33,6 +33,7 @@ bench: system $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.kiosk_startup
 	$(BIN)/python -m bench.cellular_bytes
+	$(BIN)/python -m bench.report_year
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
