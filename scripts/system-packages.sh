@@ -4,7 +4,8 @@
 # tests/test_field_network.py), or, when not root, says the exact command to run. Usage: system-packages.sh
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
-          victoria-metrics iproute2 nftables)
+          victoria-metrics iproute2 nftables
+          poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)  # the poster PDF: make, read
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,20 @@ CREATE INDEX IF NOT EXISTS tickets_checked_in ON tickets(checked_in);
 """)
 
 
+@migrations()
+def m002_ticket_token(db: Database) -> None:
+    # The unguessable token of the ticket's QR code: what the patient's phone shows the
+    # queue by (nothing else identifies the ticket outside the bus). Purged with it.
+    db.execute("ALTER TABLE tickets ADD COLUMN token TEXT")
+
+
+TOKEN_BYTES = 16  # 128 random bits: 22 characters in a URL
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
 @dataclass(frozen=True)
 class Ticket:
     number: int  # short, 1.. per visit: what the patient hears called
@@ -106,6 +121,7 @@ class Ticket:
     status: Status
     called_at: datetime | None
     done_at: datetime | None
+    token: str | None = None  # None: a ticket of a kiosk from before tokens
 
 
 def _ts(moment: datetime) -> str:
@@ -125,6 +141,7 @@ def _ticket(row: dict[str, Any]) -> Ticket:
         appointment=row["appointment"], appointment_time=_dt(row["appointment_time"]),
         reason=row["reason"], birth_year=row["birth_year"], checked_in=checked_in,
         status=row["status"], called_at=_dt(row["called_at"]), done_at=_dt(row["done_at"]),
+        token=row.get("token"),
     )  # fmt: skip
 
 
@@ -313,7 +330,8 @@ class PatientQueue:
         ).fetchone()[0])  # fmt: skip
         self.db.table("tickets").insert(
             {"visit": visit, "number": number, "kind": kind, "initials": initials,
-             "checked_in": _ts(self.clock.now()), "status": "waiting", **fields})  # fmt: skip
+             "checked_in": _ts(self.clock.now()), "status": "waiting", "token": new_token(),
+             **fields})  # fmt: skip
         ticket = self._get(number)
         self._emit(ticket, "checked_in")
         return ticket
