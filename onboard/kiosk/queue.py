@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -417,7 +418,24 @@ class PatientQueue:
                 consult_min=min(self.consult_min(), 240.0),
                 wait_min=min(round(self.newcomer_wait().total_seconds() / 60), 10_000),
                 ends_at=self.session_end(),
+                tickets=self.followed() if self._is_open() else [],
             )  # fmt: skip
+
+    def followed(self) -> list[contract.FollowedTicket]:
+        """What the patients' phones show: each ticket called or waiting, in call order,
+        under its token's reference (never the token, never who)."""
+        with self._lock:
+            called = [t for t in self.tickets() if t.status == "called"]
+            shown = [contract.FollowedTicket(ticket=t.number, ref=contract.ticket_ref(t.token),
+                                             ahead=0, wait_min=0, called=True)
+                     for t in called if t.token]
+            for ahead, ticket in enumerate(self.waiting()):
+                if ticket.token:
+                    wait = math.ceil(self.estimated_wait(ticket).total_seconds() / 60)
+                    shown.append(contract.FollowedTicket(
+                        ticket=ticket.number, ref=contract.ticket_ref(ticket.token),
+                        ahead=min(ahead, 1000), wait_min=min(max(0, wait), 10_000)))
+            return shown[:contract.MAX_FOLLOWED]
 
     def publish_state(self) -> None:
         """Put a fresh QueueState in the outbox, e.g. every few minutes as waits tick down."""

@@ -4,6 +4,8 @@ JSON API (in /openapi.json) and the iCalendar feed."""
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import time
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
@@ -16,9 +18,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
-from ground.views import StopView, VisitView
+from ground.views import StopView, TicketView, VisitView
 from ground.web import sse
 from ground.web.public.calendar import calendar_ics
+from ground.web.public.follow import Lang, follow_texts
 from ground.web.public.models import DatedVisitOut, ErrorOut, StopDetailOut, StopOut
 from ground.web.public.snapshot import Snapshot
 from ground.web.public.views import (
@@ -41,6 +44,8 @@ class Board(Protocol):
 
     def stop(self, insee: str) -> StopView | None: ...
 
+    def ticket(self, token: str) -> TicketView | None: ...
+
     def version(self, insee: str) -> int: ...
 
     def visits(self, first: date, last: date, stop_ids: Collection[str] | None = None
@@ -56,6 +61,10 @@ def public_templates() -> Jinja2Templates:
 
 
 _STOP_LIST = TypeAdapter(list[StopOut])
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what the kiosk makes (secrets.token_urlsafe)
+# The address holds the token: no cache keeps the page, no other site learns it.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+           "X-Robots-Tag": "noindex"}
 MAX_VISIT_DAYS = 366  # the list of visits covers at most a year
 FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
@@ -141,6 +150,42 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
             return None if data is None else sse.Event(data)
 
         return sse.response(sse.stream(board, next_event, refresh_s, concerns))
+
+    def followed(token: str) -> TicketView | None:
+        return board.ticket(token) if TOKEN.match(token) else None
+
+    @router.get("/t/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def follow(request: Request, token: str, lang: Lang = "fr") -> HTMLResponse:
+        """The queue on the patient's phone: live while the ticket waits; an unknown or
+        expired ticket gets the same words (and 404), so a guess learns nothing."""
+        t = followed(token)
+        live = t is not None and not t.ended
+        response = page(request, "follow.html", status_code=200 if live else 404, lang=lang,
+                        other="en" if lang == "fr" else "fr", texts=follow_texts(t, lang),
+                        events=f"/t/{token}/events?lang={lang}" if live else None)
+        response.headers.update(PRIVATE)
+        return response
+
+    @router.get("/t/{token}/events", include_in_schema=False)
+    async def follow_events(token: str, lang: Lang = "fr") -> Response:
+        t = followed(token)
+        if t is None:
+            return JSONResponse({"detail": "ticket inconnu"}, status_code=404, headers=PRIVATE)
+        insee = t.insee
+
+        def concerns(codes: frozenset[str]) -> bool:  # in the pipeline's thread
+            return insee in codes
+
+        async def next_event() -> sse.Event:
+            now = await sse.made_aside(lambda: followed(token))
+            # The commune page's shape, so live.js places the texts as there.
+            data = json.dumps({"page": {"texts": follow_texts(now, lang), "status": "",
+                                        "rows": []}}, ensure_ascii=False)
+            return sse.Event(data, last=now is None or now.ended)
+
+        response = sse.response(sse.stream(board, next_event, refresh_s, concerns))
+        response.headers.update(PRIVATE)
+        return response
 
     @router.get("/api/v1/stops", response_model=list[StopOut], tags=["stops"],
                 summary="Communes served, with their next visit",
