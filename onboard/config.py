@@ -114,6 +114,18 @@ class PrinterSettings(_Section):
         return self
 
 
+class DisplaySettings(_Section):
+    """`[display]`: the waiting room's screen (a TV or a tablet on the bus's local network,
+    opening http://<the Pi>:<port>/), served by `medicobus display`."""
+
+    host: str = "0.0.0.0"  # the bus's local network: the room's screen is another device
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    room: Annotated[str, Field(min_length=1, max_length=40)] = "cabinet"  # where one goes
+    chime: bool = True
+    speech: bool = False  # the call spoken in French by the browser (speech synthesis)
+    poll_s: Annotated[float, Field(gt=0, le=5)] = 0.25  # how often it looks at the queue
+
+
 SensorType = Literal["engine", "battery", "fridge",
                      "simulated-engine", "simulated-battery", "simulated-fridge"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -202,6 +214,7 @@ class OnboardSettings(_Section):
     outbox: OutboxSettings = OutboxSettings()
     kiosk: KioskSettings = KioskSettings()
     printer: PrinterSettings = PrinterSettings()
+    display: DisplaySettings = DisplaySettings()
     sensors: list[SensorSettings] = []
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,7 +38,7 @@ from onboard.kiosk import i18n
 from onboard.kiosk.i18n import _
 from onboard.kiosk.matching import AppointmentBook, InputError, initials
 from onboard.kiosk.printer import PrinterState, PrintResult, Slip, TicketPrinter
-from onboard.kiosk.queue import PatientQueue, Ticket, current_visit
+from onboard.kiosk.queue import PatientQueue, Ticket, bus_queue, current_visit
 from onboard.kiosk.screens.appointment import (
     BirthDateScreen,
     CodeScreen,
@@ -425,9 +425,7 @@ def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> Kio
     printer = TicketPrinter(settings.printer)
     outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows,
                     reserve_mb=settings.outbox.reserve_mb)
-    queue = PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
-                         default_consult_min=kiosk.default_consult_min,
-                         retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)
+    queue = bus_queue(settings, clock, outbox)
 
     def load_book() -> AppointmentBook:
         return AppointmentBook(plans.load_appointments(), key)

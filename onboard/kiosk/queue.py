@@ -43,6 +43,7 @@ from medicobus.storage import (
     set_aside,
     set_aside_at,
 )
+from onboard.config import OnboardSettings
 from onboard.kiosk.matching import InputError
 from onboard.outbox import Outbox, OutboxFull
 
@@ -278,6 +279,15 @@ class PatientQueue:
                      "booked": slots})  # fmt: skip
             self.visit = visit
             self._emit()
+
+    def watch(self) -> str | None:
+        """For a reader that does not run the queue (the waiting-room display, a process of
+        its own): follow the session the kiosk opened last. Its visit, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT visit FROM sessions ORDER BY opened DESC, rowid DESC LIMIT 1").fetchone()
+            self.visit = row[0] if row else None
+            return self.visit
 
     def end_session(self) -> None:
         """Staff ended the session at this stop: no more check-ins, the ground learns the
@@ -591,4 +601,13 @@ class PatientQueue:
             self.unsent += 1
             log.error("the outbox is full: the ground was not told of this change of the "
                       "queue (%d so far)", self.unsent)
+
+
+def bus_queue(settings: OnboardSettings, clock: Clock, outbox: Outbox | None) -> PatientQueue:
+    """The bus's queue file (`data_dir/kiosk.db`) as its configuration says: the kiosk's,
+    with the outbox; the waiting-room display's, without (it only reads)."""
+    kiosk = settings.kiosk
+    return PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
+                        default_consult_min=kiosk.default_consult_min,
+                        retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)
 
