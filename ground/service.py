@@ -34,6 +34,7 @@ from ground.web.console.api import console_api
 from ground.web.fleet import fleet_router
 from ground.web.fleet.security import Guard
 from ground.web.map import MapSettings
+from ground.web.public.kit import KitSettings
 from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
@@ -61,6 +62,7 @@ class GroundSettings(BaseModel):
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
+    kit: KitSettings = KitSettings()  # the mairies' kit: poster, embeddable block (issue 13)
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -101,7 +103,7 @@ class GroundService:
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
         self.app = create_app(
-            self.board, http=settings.http, map_settings=settings.map,
+            self.board, http=settings.http, map_settings=settings.map, kit=settings.kit,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
                                auth=auth, map_settings=settings.map),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip

@@ -20,8 +20,19 @@ from pydantic import TypeAdapter
 from ground.fleet import Fleet
 from ground.views import StopView, TicketView, VisitView
 from ground.web import sse
+from ground.web.headers import CSP
 from ground.web.public.calendar import calendar_ics
 from ground.web.public.follow import Lang, follow_texts
+from ground.web.public.kit import (
+    FEED_AHEAD_DAYS,
+    FEED_BACK_DAYS,
+    KitSettings,
+    atom_feed,
+    embed_policy,
+    month_bounds,
+    poster_pdf,
+    relay_text,
+)
 from ground.web.public.models import DatedVisitOut, ErrorOut, StopDetailOut, StopOut
 from ground.web.public.snapshot import Snapshot
 from ground.web.public.views import (
@@ -69,9 +80,15 @@ MAX_VISIT_DAYS = 366  # the list of visits covers at most a year
 FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
 
-def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> APIRouter:
-    """The mairie pages (not in the schema) and the public API (in it)."""
+def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
+                  kit: KitSettings | None = None, csp: str = CSP) -> APIRouter:
+    """The mairie pages (not in the schema) and the public API (in it); `kit`: the
+    mairie's kit (poster, embeddable block, feed), `csp` the site's policy (the block's
+    framing is allowed from there)."""
     zone = board.fleet.zone
+    kit = kit or KitSettings()
+    framing = {"Content-Security-Policy": embed_policy(csp, kit.embed_ancestors),
+               "X-Frame-Options": "SAMEORIGIN"}  # older browsers: never another site
     templates = public_templates()
     router = APIRouter()
 
@@ -116,7 +133,51 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         s = board.stop(insee)
         if s is None:
             return page(request, "404.html", status_code=404)
-        return page(request, "commune.html", s=commune_page(s, zone, clock.now()))
+        return page(request, "commune.html", s=commune_page(s, zone, clock.now()),
+                    relay=relay_text(s, live_url(request, insee)))
+
+    def live_url(request: Request, insee: str) -> str:
+        return f"{str(request.base_url).rstrip('/')}/communes/{insee}"
+
+    def month_visits(insee: str, first: date | None = None,
+                     last: date | None = None) -> list[VisitView]:
+        """The commune's visits of this month (or between `first` and `last`)."""
+        today = clock.now().astimezone(zone).date()
+        start, end = month_bounds(today)
+        stops = [s.id for s in board.fleet.stops if s.insee == insee]
+        return board.visits(first or start, last or end, stops)
+
+    @router.get("/communes/{insee}/affiche.pdf", include_in_schema=False)
+    def poster(request: Request, insee: str) -> Response:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        today = clock.now().astimezone(zone).date()
+        pdf = poster_pdf(s, month_visits(insee), today, kit.booking, live_url(request, insee))
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="medicobus-{insee}-affiche.pdf"'})
+
+    @router.get("/communes/{insee}/embed", response_class=HTMLResponse,
+                include_in_schema=False)
+    def embed(request: Request, insee: str) -> HTMLResponse:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        response = page(request, "embed.html", s=commune_page(s, zone, clock.now()))
+        response.headers.update(framing)
+        return response
+
+    @router.get("/communes/{insee}/feed.atom", include_in_schema=False)
+    def feed(request: Request, insee: str) -> Response:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        today = clock.now().astimezone(zone).date()
+        visits = month_visits(insee, today - timedelta(days=FEED_BACK_DAYS),
+                              today + timedelta(days=FEED_AHEAD_DAYS))
+        url = live_url(request, insee)
+        return Response(atom_feed(s, visits, url, f"{url}/feed.atom", clock.now()),
+                        media_type="application/atom+xml; charset=utf-8")
 
     # Many pages of one commune wake up together: they share the JSON of one view, keyed
     # by the commune's change number (bumped by the board before it wakes anyone, so a
