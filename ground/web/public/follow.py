@@ -10,12 +10,10 @@ places them as it does there.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from ground.views import TicketView
 from ground.web.format import hm
+from ground.web.public.views import Lang
 
-Lang = Literal["fr", "en"]
 SOON_AHEAD = 2  # "C'est bientôt à vous" from two people before you
 
 WORDS: dict[Lang, dict[str, str]] = {

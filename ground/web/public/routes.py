@@ -22,7 +22,7 @@ from ground.views import StopView, TicketView, VisitView
 from ground.web import sse
 from ground.web.headers import CSP
 from ground.web.public.calendar import calendar_ics
-from ground.web.public.follow import Lang, follow_texts
+from ground.web.public.follow import follow_texts
 from ground.web.public.kit import (
     FEED_AHEAD_DAYS,
     FEED_BACK_DAYS,
@@ -36,6 +36,8 @@ from ground.web.public.kit import (
 from ground.web.public.models import DatedVisitOut, ErrorOut, StopDetailOut, StopOut
 from ground.web.public.snapshot import Snapshot
 from ground.web.public.views import (
+    WORDS,
+    Lang,
     commune_page,
     dated_visit_out,
     planned_text,
@@ -129,12 +131,13 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
         return page(request, "index.html", stops=stops)
 
     @router.get("/communes/{insee}", response_class=HTMLResponse, include_in_schema=False)
-    def commune(request: Request, insee: str) -> HTMLResponse:
+    def commune(request: Request, insee: str, lang: Lang = "fr") -> HTMLResponse:
+        """In French; in English on the page's switch (`?lang=en`), not both at once."""
         s = board.stop(insee)
         if s is None:
             return page(request, "404.html", status_code=404)
-        return page(request, "commune.html", s=commune_page(s, zone, clock.now()),
-                    relay=relay_text(s, live_url(request, insee)))
+        return page(request, "commune.html", s=commune_page(s, zone, clock.now(), lang),
+                    relay=relay_text(s, live_url(request, insee)), lang=lang, w=WORDS[lang])
 
     def live_url(request: Request, insee: str) -> str:
         return f"{str(request.base_url).rstrip('/')}/communes/{insee}"
@@ -183,23 +186,23 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
     # by the commune's change number (bumped by the board before it wakes anyone, so a
     # cached view is never older than the change that woke it) and by the clock's second
     # (the view shows times relative to now).
-    cache: dict[str, tuple[tuple[int, datetime], str]] = {}
+    cache: dict[tuple[str, Lang], tuple[tuple[int, datetime], str]] = {}
 
-    def page_json(insee: str) -> str | None:
+    def page_json(insee: str, lang: Lang) -> str | None:
         at = clock.now().replace(microsecond=0)
         key = (board.version(insee), at)
-        hit = cache.get(insee)
+        hit = cache.get((insee, lang))
         if hit is not None and hit[0] == key:
             return hit[1]
         s = board.stop(insee)
         if s is None:
             return None
-        data = commune_page(s, zone, at).model_dump_json()
-        cache[insee] = (key, data)
+        data = commune_page(s, zone, at, lang).model_dump_json()
+        cache[(insee, lang)] = (key, data)
         return data
 
     @router.get("/communes/{insee}/events", include_in_schema=False)
-    async def events(request: Request, insee: str) -> Response:
+    async def events(request: Request, insee: str, lang: Lang = "fr") -> Response:
         if board.stop(insee) is None:
             return JSONResponse({"detail": "commune inconnue"}, status_code=404)
 
@@ -207,7 +210,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
             return insee in codes
 
         async def next_event() -> sse.Event | None:
-            data = await sse.made_aside(lambda: page_json(insee))
+            data = await sse.made_aside(lambda: page_json(insee, lang))
             return None if data is None else sse.Event(data)
 
         return sse.response(sse.stream(board, next_event, refresh_s, concerns))
