@@ -78,6 +78,10 @@ class KioskSettings(_Section):
     # its queue there, at /t/<token>. None: tickets carry no QR code.
     follow_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
 
+    # The ticket said aloud after check-in (espeak-ng, offline), for who reads or sees badly.
+    speak: bool = False
+    voice_command: list[str] = ["espeak-ng", "-s", "140"]  # then -v <voice> <text>
+
     def follow_link(self, token: str) -> str | None:
         """Where the ticket with `token` is followed on a phone."""
         return None if self.follow_url is None else f"{self.follow_url.rstrip('/')}/t/{token}"

@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
           victoria-metrics iproute2 nftables
-          poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core zbar-tools)  # the poster PDF: make, read, its QR code
+          poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core zbar-tools espeak-ng)  # issue 13: poster PDF, its QR code; the voice
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,7 @@ import select
 import threading
 import tty
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from escpos.capabilities import get_profile
 
@@ -22,13 +23,21 @@ PAPER_OK, PAPER_OUT = 0x12, 0x72  # status bytes: sensor bits clear; paper end (
 
 
 class PtyPrinter:
-    """The printer on the master side of a pseudo-terminal; `port` is the slave's path."""
+    """The printer on the master side of a pseudo-terminal; `port` is the slave's path, or
+    with `by_id` a symbolic link to it there, as udev makes /dev/serial/by-id/... for a
+    USB adapter (unplugged, the link goes: a pty number another process reuses is never
+    taken for the printer)."""
 
-    def __init__(self, paper: bool = True, answer_delay_s: float = 0.0) -> None:
+    def __init__(self, paper: bool = True, answer_delay_s: float = 0.0,
+                 by_id: Path | None = None) -> None:
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
         os.close(slave)  # the kiosk opens it by name
+        self.by_id = by_id
+        if by_id is not None:
+            by_id.symlink_to(self.port)
+            self.port = str(by_id)
         self.paper = paper
         self.answer_delay_s = answer_delay_s
         self.received = bytearray()
@@ -58,6 +67,8 @@ class PtyPrinter:
 
     def unplug(self) -> None:
         """The cable pulled out: the device goes away."""
+        if self.by_id is not None:
+            self.by_id.unlink()
         self._stop.set()
         self._thread.join(timeout=2)
         os.close(self.master)

@@ -162,8 +162,10 @@ async def test_out_of_paper_keeps_the_ticket_on_screen_and_tells_staff(
         kiosk.queue.close()
 
 
-async def test_unplugged_mid_day_then_plugged_back(tmp_path: Path, peer: PtyPrinter) -> None:
-    printer = serial(peer.port)
+async def test_unplugged_mid_day_then_plugged_back(tmp_path: Path) -> None:
+    by_id = tmp_path / "usb-printer-if00"  # as /dev/serial/by-id/ names the adapter
+    peer = PtyPrinter(by_id=by_id)
+    printer = serial(str(by_id))
     kiosk = kiosk_with(tmp_path, printer)
     try:
         async with kiosk.app.run_test(size=SIZE) as pilot:
@@ -186,8 +188,7 @@ async def test_unplugged_mid_day_then_plugged_back(tmp_path: Path, peer: PtyPrin
             staff = kiosk.app.screen.query_one("#printer", Problem)
             assert staff.text.startswith("Imprimante introuvable")
 
-            back = PtyPrinter()  # plugged in again (a new device node, as udev gives)
-            printer.settings = printer.settings.model_copy(update={"port": back.port})
+            back = PtyPrinter(by_id=by_id)  # plugged in again: a new device, the same link
             kiosk.queue.check_in_walk_in("B.", 1960, "other")
             result = printer.print(Slip(("Médicobus",), 3, (), None))
             assert result.state == PrinterState.OK

@@ -34,7 +34,7 @@ from textual.widgets import Button, Input
 from medicobus import contract
 from medicobus.clock import Clock
 from onboard.config import KioskSettings, OnboardSettings
-from onboard.kiosk import i18n
+from onboard.kiosk import i18n, voice
 from onboard.kiosk.i18n import _
 from onboard.kiosk.matching import AppointmentBook, InputError, initials
 from onboard.kiosk.printer import PrinterState, PrintResult, Slip, TicketPrinter
@@ -199,6 +199,8 @@ class KioskApp(App[None], inherit_bindings=False):
             screen = self.ticket_screen(ticket)
             if self.printer is not None:
                 self.print_slip(self.slip(screen))
+            if self.settings.speak:
+                self.speak(self.spoken(screen), self.session.language)
             await self.push_screen_wait(screen)
             done.stop()
         self.finish_session()
@@ -285,6 +287,21 @@ class KioskApp(App[None], inherit_bindings=False):
         """The ticket with its place in the queue and the forecast wait."""
         return TicketScreen(ticket, ahead=max(0, self.queue.position(ticket) - 1),
                             wait_min=wait_minutes(self.queue.estimated_wait(ticket)))
+
+    # --- the ticket said aloud ---
+
+    def spoken(self, screen: TicketScreen) -> str:
+        """What the voice says of the ticket, in the patient's language."""
+        words = [_("Your number is {number}.").format(number=screen.ticket.number),
+                 screen.ahead_text()]
+        if screen.wait_min:
+            words.append(screen.wait_text() + ".")
+        return " ".join([*words, _("Please sit down. We will call your number.")])
+
+    @work(group="voice", thread=True)
+    def speak(self, text: str, language: str) -> None:
+        """On a thread of its own: espeak-ng takes seconds to say it."""
+        voice.say(self.settings.voice_command, text, language)
 
     # --- the printed ticket ---
 

@@ -10,6 +10,16 @@ from textual.widgets import Button, Digits, Input, Static
 
 from onboard.kiosk.i18n import _
 
+# Pictograms of the first two screens, for a patient who does not read well: the same in
+# every language, and in the kiosk's terminal font (DejaVu Sans Mono has these glyphs,
+# no emoji). A ticked box and an empty one: yes and no, as easy-read (FALC) documents say.
+PICTOGRAMS = {
+    "welcome": "⚕",  # the médicobus: medicine
+    "touch": "☝",  # touch the screen
+    "appointment": "☑",
+    "walk_in": "☐",
+}
+
 
 class BigButton(Button):
     """A button several lines high, easy to hit with a finger and to see."""
