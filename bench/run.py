@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backlog_drain, fleet_scale, ingest_throughput, sse_latency
+from bench import backlog_drain, eta_accuracy, fleet_scale, ingest_throughput, sse_latency
 from bench.common import Section, machine_info, quiet_logs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -58,6 +58,7 @@ BENCHES: dict[str, Callable[[int], Section]] = {
     "sse": lambda runs: sse_latency.run(runs),
     "drain": lambda runs: backlog_drain.run(runs),
     "fleet": lambda runs: fleet_scale.run(),  # one run: several minutes already
+    "eta": lambda runs: eta_accuracy.run(),  # deterministic: one run
 }
 
 

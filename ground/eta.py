@@ -19,11 +19,13 @@ The baseline is the timetable plus the current deviation; what we know refines i
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ground.progress import infer
 from ground.state import VehicleState
 from ground.views import VisitStatus
 from medicobus import contract
@@ -36,6 +38,7 @@ MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
 LATE_AFTER = timedelta(minutes=5)
 SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
 PACK_UP = timedelta(minutes=10)  # from the last patient to the bus on the road
+SEEN_WAITING = timedelta(minutes=15)  # a parked bus reports every 10 min: still where it was
 
 
 @dataclass(frozen=True)
@@ -47,23 +50,52 @@ class Forecast:
     delay_min: int
     arrived_at: datetime | None = None
     departed_at: datetime | None = None
+    inferred: bool = False  # reached, left or missed as the positions say, not the bus
 
 
 class TravelModel:
-    """Travel time between two stops: the median of observed legs, else distance-based."""
+    """What past days teach: the travel time between two stops (the median of observed
+    legs, else distance-based), and how early the bus reaches each stop when nothing
+    holds it back."""
 
     def __init__(self) -> None:
         self._observed: dict[tuple[str, str], list[float]] = {}
+        self._early: dict[tuple[str, str], list[float]] = {}
 
     def learn(self, legs: Iterable[tuple[str, str, float]]) -> None:
         for origin, dest, seconds in legs:
             self._observed.setdefault((origin, dest), []).append(seconds)
 
-    def between(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta:
+    def learn_arrivals(self, arrivals: Iterable[tuple[contract.PlannedVisit, datetime]]
+                       ) -> None:
+        """Past arrivals at their planned visits: how early the bus comes to each stop."""
+        for v, arrived in arrivals:
+            self._early.setdefault(_entry(v), []).append((arrived - v.arrive).total_seconds())
+
+    def learned(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta | None:
         seen = self._observed.get((a.stop, b.stop))
-        if seen:
-            return timedelta(seconds=statistics.median(seen))
-        return estimate(distance_m(a.lat, a.lon, b.lat, b.lon), TYPICAL_SPEED)
+        return timedelta(seconds=statistics.median(seen)) if seen else None
+
+    def between(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta:
+        return self.learned(a, b) or estimate(distance_m(a.lat, a.lon, b.lat, b.lon),
+                                              TYPICAL_SPEED)
+
+    def earliest(self, v: contract.PlannedVisit) -> datetime:
+        """The earliest the bus is expected at `v`: its planned arrival, or earlier if it
+        usually comes early (a short drive from the last stop, a crew that likes to set up
+        before the first patient): the 30th percentile of its past arrivals against the
+        timetable, so that the days it came late (held at the last stop, which the chain
+        of legs accounts for) do not count."""
+        seen = sorted(self._early.get(_entry(v), ()))
+        if not seen:
+            return v.arrive
+        early = seen[max(0, math.ceil(0.3 * len(seen)) - 1)]
+        return v.arrive + timedelta(seconds=min(0.0, early))
+
+
+def _entry(v: contract.PlannedVisit) -> tuple[str, str]:
+    """A timetable entry as past days know it: the stop and its planned local time."""
+    return v.stop, f"{v.arrive:%H:%M}"
 
 
 def estimate(straight_m: float, speed: float) -> timedelta:
@@ -74,13 +106,21 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
                  travel: TravelModel) -> list[Forecast]:
     """The day's visits of one vehicle, each with its status and predicted times."""
     out: list[Forecast] = []
-    last_done = max((i for i, v in enumerate(visits) if v.visit in state.arrivals),
-                    default=-1)
+    guessed = infer(visits, state, now)
+    arrivals = {**guessed.arrivals, **state.arrivals}
+    departures = {**guessed.departures, **state.departures}
+    last_done = max((i for i, v in enumerate(visits)
+                     if v.visit in arrivals or v.visit in guessed.missed), default=-1)
     previous: Forecast | None = None
+    pace = Pace()
     for i, v in enumerate(visits):
         dwell = v.depart - v.arrive
-        arrived, departed = state.arrivals.get(v.visit), state.departures.get(v.visit)
-        if arrived or departed:
+        arrived, departed = arrivals.get(v.visit), departures.get(v.visit)
+        inferred = (v.visit in guessed.missed or (arrived is not None and v.visit not in
+                    state.arrivals) or (departed is not None and v.visit not in state.departures))
+        if v.visit in guessed.missed and not arrived:
+            f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0, inferred=True)
+        elif arrived or departed:
             arrive = arrived or departed or now
             if departed:
                 status, depart = VisitStatus.DEPARTED, departed
@@ -88,12 +128,15 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
                 depart = _departure(v, arrive, state.queues.get(v.visit), now)
                 settled = now >= max(v.arrive, arrive + SETTLING)
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
-            f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed)
+            f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed,
+                         inferred)
+            if arrived and previous is not None and previous.departed_at is not None:
+                pace.leg(travel.learned(previous.visit, v), arrived - previous.departed_at)
         elif i < last_done:
             f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0)
         else:
             heading_here = previous is None or previous.status is VisitStatus.DEPARTED
-            eta = _arrival(v, previous, state, now, travel, heading_here)
+            eta = _arrival(v, previous, state, now, travel, heading_here, pace)
             late = eta - v.arrive >= LATE_AFTER
             under_way = heading_here and _driving(state, previous, now)
             status = (VisitStatus.LATE if late
@@ -118,19 +161,80 @@ def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.Queu
 
 
 def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,
-             now: datetime, travel: TravelModel, heading_here: bool) -> datetime:
+             now: datetime, travel: TravelModel, heading_here: bool, pace: Pace) -> datetime:
     """Predicted arrival at a visit the bus has not reached yet; never in the past."""
     pos = state.position
+    earliest = travel.earliest(v)
     if heading_here and pos is not None and _driving(state, previous, now):
-        average = state.average_speed(moving_only=True) or TYPICAL_SPEED
-        speed = min(MAX_SPEED, max(MIN_SPEED, average))
-        # From where the bus was last seen, minus the time since, for a position that is
-        # a few seconds (or, after an outage, minutes) old.
-        eta = pos.ts + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon), speed)
+        left = distance_m(pos.lat, pos.lon, v.lat, v.lon)
+        learned = travel.learned(previous.visit, v) if previous is not None else None
+        leg = distance_m(previous.visit.lat, previous.visit.lon, v.lat, v.lon) \
+            if previous is not None else 0.0
+        if learned is not None and leg > 0:
+            # The learned time of this leg scaled by the share of it still to go: slow
+            # stretches are in it, which the speed of the last minutes knows nothing of;
+            # at today's pace, which the way driven so far on this leg tells too.
+            share = min(1.0, left / leg)
+            if previous is not None and previous.departed_at is not None and share < 0.8:
+                pace.part(learned * (1 - share), pos.ts - previous.departed_at)
+            eta = pos.ts + learned * share * pace.factor
+        else:
+            average = state.average_speed(moving_only=True) or TYPICAL_SPEED
+            speed = min(MAX_SPEED, max(MIN_SPEED, average))
+            # From where the bus was last seen, minus the time since, for a position that
+            # is a few seconds (or, after an outage, minutes) old.
+            eta = pos.ts + estimate(left, speed)
         return max(eta, now)
     if previous is None:
-        return max(v.arrive, now)
-    return max(v.arrive, previous.depart + travel.between(previous.visit, v), now)
+        # Not on the road yet (the depot): no sooner than the drive from where it waits.
+        waiting = pos is not None and now - pos.ts < SEEN_WAITING and \
+            pos.ts >= earliest - timedelta(hours=3)
+        setting_off = now + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon),
+                                     TYPICAL_SPEED) if pos is not None and waiting else now
+        return max(earliest, setting_off)
+    return max(earliest, previous.depart + travel.between(previous.visit, v) * pace.factor,
+               now)
+
+
+class Pace:
+    """Today's pace against the learned leg times, blended with history as TransitClock
+    blends the last traversal of a segment with its historical average: a Kalman filter
+    (one state, the log of the ratio, so slow and fast weigh alike) with its variance. Each
+    leg driven today is a measurement; the prior is history (ratio 1). A médicobus drives
+    each leg once a day, so the measurements are the day's other legs: a morning of snow
+    or roadworks carries into the afternoon, a single slow leg (a tractor) only a little.
+    What a fast day does is bounded by the stops' earliest arrivals (`earliest`)."""
+
+    DAY_SD = 0.15  # how far a day's pace strays from the usual (log): snow, fog, works
+    LEG_SD = 0.08  # how far one leg strays from its day's pace: a tractor, a red light
+    PART_SD = 0.2  # the part of a leg driven so far: a village or a junction weighs in it
+    DRIFT_SD = 0.03  # between two legs (the weather changes)
+
+    def __init__(self) -> None:
+        self.x, self.p = 0.0, self.DAY_SD**2
+
+    @property
+    def factor(self) -> float:
+        return math.exp(self.x)
+
+    def leg(self, learned: timedelta | None, driven: timedelta) -> None:
+        """A leg driven today, whose time history knows."""
+        self._measure(learned, driven, self.LEG_SD)
+        self.p += self.DRIFT_SD**2
+
+    def part(self, learned: timedelta, driven: timedelta) -> None:
+        """The part of the current leg driven so far, and how long history says it takes."""
+        self._measure(learned, driven, self.PART_SD)
+
+    def _measure(self, learned: timedelta | None, driven: timedelta, sd: float) -> None:
+        if learned is None or learned <= timedelta(0) or driven <= timedelta(0):
+            return
+        ratio = driven / learned
+        if not 0.4 <= ratio <= 2.5:
+            return  # not a drive (a break on the way, a detour, a missed event)
+        gain = self.p / (self.p + sd**2)
+        self.x += gain * (math.log(ratio) - self.x)
+        self.p *= 1 - gain
 
 
 def _driving(state: VehicleState, previous: Forecast | None, now: datetime) -> bool:

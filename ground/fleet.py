@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -640,3 +640,14 @@ def day_plan(fleet: Fleet, vehicle: str, day: date) -> contract.Plan:
     """The plan sent to the bus: the vehicle's visits that take place on `day`, in order."""
     return contract.Plan(vehicle=vehicle, ts=contract.utcnow(), day=day,
                          visits=list(fleet.day_visits(vehicle, day)))
+
+
+def planned_arrivals(fleet: Fleet, arrivals: Iterable[tuple[str, str, datetime]]
+                     ) -> Iterator[tuple[contract.PlannedVisit, datetime]]:
+    """Each reported arrival (vehicle, visit, time) with its visit as the timetable plans
+    it; an arrival at a visit the timetable no longer has is left out."""
+    for vehicle, visit, ts in arrivals:
+        day = ts.astimezone(fleet.zone).date()
+        planned = next((v for v in fleet.day_visits(vehicle, day) if v.visit == visit), None)
+        if planned is not None:
+            yield planned, ts

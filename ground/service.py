@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
-from ground.fleet import Fleet, load_fleet
+from ground.fleet import Fleet, load_fleet, planned_arrivals
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
+from ground.maintenance import DEFAULT_ITEMS, MaintenanceBook, MaintenanceItem
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
@@ -63,6 +64,7 @@ class GroundSettings(BaseModel):
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
     kit: KitSettings = KitSettings()  # the mairies' kit: poster, embeddable block (issue 13)
+    maintenance: list[MaintenanceItem] = DEFAULT_ITEMS  # reminders: oil, contrôle technique…
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -89,9 +91,12 @@ class GroundService:
                            stale_after=timedelta(seconds=settings.stale_after_s))
         n = settings.notify
         self.notifier = Notifier(n) if (n.webhooks or n.email) else None
+        self.maintenance = MaintenanceBook(settings.maintenance, self.fleet, self.store,
+                                           settings.database, clock)  # fmt: skip
         self.alerts = AlertEngine(settings.alerts, AlertStorage(settings.database),
                                   self.state, self.fleet, clock, self.notifier,
-                                  stale_after=timedelta(seconds=settings.stale_after_s))
+                                  stale_after=timedelta(seconds=settings.stale_after_s),
+                                  maintenance=self.maintenance.due)  # fmt: skip
         self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
                        if settings.influxdb else None)  # fmt: skip
         self.pipeline = Pipeline(self.store, self.state, {v.id for v in self.fleet.vehicles},
@@ -105,7 +110,8 @@ class GroundService:
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map, kit=settings.kit,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
-                               auth=auth, map_settings=settings.map),
+                               auth=auth, map_settings=settings.map, tournee=self.tournee,
+                               maintenance=self.maintenance),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
@@ -124,7 +130,10 @@ class GroundService:
             # Stored before the ground judged times: what is outside the window stays out.
             if bounds.judge(message, received) is None:
                 self.state.apply(message, received)
-        self.travel.learn(self.store.legs(since=midnight - timedelta(weeks=LEARN_WEEKS)))
+        learned_since = midnight - timedelta(weeks=LEARN_WEEKS)
+        self.travel.learn(self.store.legs(since=learned_since))
+        self.travel.learn_arrivals(planned_arrivals(
+            self.fleet, self.store.arrivals(since=learned_since)))
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every
@@ -154,6 +163,7 @@ class GroundService:
             if part is not None:
                 part.stop()
         self.alerts.close()
+        self.maintenance.close()
         self.tournee.close()
         self.store.close()
 

@@ -34,6 +34,9 @@ KEEP_READINGS = timedelta(days=7)  # a quantity no sensor has sent for a week is
 MAX_VISITS = 200
 MAX_READINGS = 400
 MAX_SENSORS = 40  # sensors whose trouble codes are kept
+# A day of positions as the bus reports them (every 100 m or turn driving, every 10 min
+# parked): about 1,500 for 150 km.
+TRACK_POINTS = 4000
 PRUNE_EVERY = 1024  # messages of one vehicle: a count, cheaper than asking the time
 
 
@@ -57,6 +60,13 @@ class VehicleState:
     # every thread for a third of a second).
     recent: deque[tuple[datetime, float | None]] = field(
         default_factory=lambda: deque(maxlen=200))
+    # (UTC time, lat, lon, speed) of the day's positions, in their order (a backlog's older
+    # ones are left out): what ground/progress.py infers the day's progress from. `moves`
+    # counts what was ever appended, so a reader knows where it left off.
+    track: deque[tuple[datetime, float, float, float | None]] = field(
+        default_factory=lambda: deque(maxlen=TRACK_POINTS))
+    moves: int = 0
+    progress: object | None = field(default=None, repr=False)  # ground/progress.py's
     arrivals: dict[str, datetime] = field(default_factory=dict)  # visit id -> time
     departures: dict[str, datetime] = field(default_factory=dict)
     queues: dict[str, contract.QueueState] = field(default_factory=dict)  # visit -> latest
@@ -147,8 +157,8 @@ class LiveState:
         return s
 
     def apply(self, message: contract.Position | contract.VisitEvent | contract.Status
-              | contract.TicketEvent | contract.QueueState | contract.Reading,
-              received: datetime) -> None:
+              | contract.TicketEvent | contract.QueueState | contract.Reading
+              | contract.VisitSummary, received: datetime) -> None:
         with self._lock:
             s = self._get(message.vehicle)
             s.last_seen = max(s.last_seen or received, received)
@@ -169,8 +179,8 @@ class LiveState:
                     s.queues[message.visit], s.queues_at[message.visit] = message, at
             elif isinstance(message, contract.Reading):
                 _apply_reading(s, message, at)
-            # A TicketEvent is history for the funders' figures; the QueueState that
-            # follows it carries what the live view needs.
+            # A TicketEvent or a VisitSummary is history for the funders' figures; the
+            # QueueState that follows a ticket carries what the live view needs.
             s._applied += 1
             if s._applied % PRUNE_EVERY == 0:
                 for visit in _prune(s, received):
@@ -194,6 +204,8 @@ def _apply_position(s: VehicleState, p: contract.Position, at: datetime) -> None
         return
     if newer:
         s.position, s.position_at, s.held_back = p, (at, p.ts), None
+        s.track.append((p.ts.astimezone(UTC), p.lat, p.lon, p.speed))
+        s.moves += 1
     s.recent.append((p.ts.astimezone(UTC), p.speed))
     s._speeds = {}
 

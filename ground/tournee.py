@@ -435,7 +435,15 @@ def refusal(exc: ValidationError, skip: Iterable[str] = ()) -> Refused:
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"] if str(p) not in skip]
     message = err["msg"].removeprefix("Value error, ")
+    # A check of the whole entry names its field first: "rrule: règle … / rule …".
+    named = _NAMED.match(message) if not loc or loc[-1] in ("entry", "timetable") else None
+    if named:
+        fr, _, en = named["said"].partition(" / ")
+        return Refused(named["field"], fr, en or fr)
     return Refused(loc[-1] if loc else "form", _FR.get(err["type"], message), message)
+
+
+_NAMED = re.compile(r"^(?P<field>rrule|anchor|start|end|day|depart|arrive): (?P<said>.+)$", re.S)
 
 
 _FR = {"time_parsing": "heure invalide (HH:MM)", "date_parsing": "date invalide (AAAA-MM-JJ)",

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="import the day's bookings (CSV export: id, time, last name, "
                         "first name, birth date) for one vehicle, then exit; the running "
                         "service sends them to the bus as keyed digests, never names")
+    ground.add_argument("--export-tournee", type=Path, metavar="TOML",
+                        help="write the tournée (the fleet file with the console's changes) "
+                        "as a fleet file of its own, to keep in git, then exit")
     ground.add_argument("--vehicle", help="with --import-appointments: the vehicle "
                         "(default: the fleet's only one)")
     ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.import_appointments:
             return _import_appointments(args.config, args.import_appointments, args.vehicle,
                                         args.date)
+        if args.export_tournee:
+            return _export_tournee(args.config, args.export_tournee)
         return _run_ground(args.config, args.check)
     except ConfigError as exc:
         print(f"medicobus: configuration error:\n{exc}", file=sys.stderr)
@@ -193,6 +198,27 @@ def _import_appointments(config: Path, csv_file: Path, vehicle: str | None,
     Store(settings.database).save_appointments(appointments)
     print(f"{len(appointments.items)} appointments for {vehicle} on {day} imported; the ground "
           "service sends them to the bus (as digests) within seconds.")
+    return 0
+
+
+def _export_tournee(config: Path, out: Path) -> int:
+    from ground.fleet import load_fleet
+    from ground.service import load_ground
+    from ground.tournee import Tournee, export_toml
+    from medicobus.clock import SystemClock
+
+    settings = load_ground(config)
+    tournee = Tournee(load_fleet(settings.fleet), settings.database, SystemClock())
+    try:
+        text, changes = export_toml(tournee.fleet), len(tournee.history(limit=1_000_000))
+    finally:
+        tournee.close()
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"medicobus: cannot write {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{out}: the tournée of {settings.fleet} with {changes} change(s) from the console")
     return 0
 
 

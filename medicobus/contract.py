@@ -76,13 +76,14 @@ class Channel(StrEnum):
     TICKET = "ticket"  # bus -> ground, anonymous: a patient's ticket changed state
     QUEUE = "queue"  # bus -> ground, anonymous: the waiting room at the current visit
     READING = "reading"  # bus -> ground: equipment sensors (engine, house battery, fridge)
+    SUMMARY = "summary"  # bus -> ground, anonymous: a visit's counts once its session ends
     PLAN = "plan"  # ground -> bus, retained: the day's visits
     APPOINTMENTS = "appointments"  # ground -> bus, retained: the day's bookings, hashed
     ACK = "ack"  # ground -> bus, not retained: what the ground has committed (since 2026-12-03)
 
 
 UPLINK_CHANNELS = (Channel.STATUS, Channel.POSITION, Channel.EVENT, Channel.BATCH,
-                   Channel.TICKET, Channel.QUEUE, Channel.READING)
+                   Channel.TICKET, Channel.QUEUE, Channel.READING, Channel.SUMMARY)
 DOWNLINK_CHANNELS = (Channel.PLAN, Channel.APPOINTMENTS, Channel.ACK)
 
 
@@ -247,7 +248,26 @@ class Reading(_Message):
                      Field(max_length=50)] | None = None
 
 
-Item = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading,
+class VisitSummary(_Message):
+    """A visit's activity, sent once when its session at the kiosk ends (since 2026-12-03):
+    counts and durations only, for the funders' figures. `waits_s` are the waits (check-in
+    to call) of the patients called, sorted: they say nothing of which ticket waited."""
+
+    kind: Literal["summary"] = "summary"
+    visit: Annotated[str, Field(min_length=1, max_length=120)]
+    opened: Timestamp  # the session's start and end at the kiosk
+    closed: Timestamp
+    booked: Annotated[int, Field(ge=0, le=1000)]  # bookings the kiosk knew for the visit
+    checked_in_name: Annotated[int, Field(ge=0, le=1000)]  # booked, found by name and birth
+    checked_in_code: Annotated[int, Field(ge=0, le=1000)]  # booked, found by booking code
+    walk_in: Annotated[int, Field(ge=0, le=1000)]
+    seen: Annotated[int, Field(ge=0, le=1000)]
+    absent: Annotated[int, Field(ge=0, le=1000)]  # checked in, did not answer the call
+    no_show: Annotated[int, Field(ge=0, le=1000)]  # booked, never checked in
+    waits_s: Annotated[list[Annotated[int, Field(ge=0, le=86_400)]], Field(max_length=1000)]
+
+
+Item = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading | VisitSummary,
                  Field(discriminator="kind")]
 
 
@@ -258,7 +278,8 @@ class Batch(_Message):
     items: Annotated[list[Item], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
-Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch,
+Uplink = Annotated[Position | VisitEvent | TicketEvent | QueueState | Reading | VisitSummary
+                   | Status | Batch,
                    Field(discriminator="kind")]
 _uplink = TypeAdapter(Uplink)
 _item = TypeAdapter(Item)
@@ -355,7 +376,7 @@ _HOLDING: dict[type[BaseModel], tuple[str, ...]] = {
 
 def parse_uplink(
     payload: bytes | str,
-) -> Position | VisitEvent | TicketEvent | QueueState | Reading | Status | Batch:
+) -> Position | VisitEvent | TicketEvent | QueueState | Reading | VisitSummary | Status | Batch:
     """Validate an uplink payload; raise ContractError saying what is wrong."""
     return _strict(_uplink, payload)
 
@@ -367,7 +388,8 @@ class Uplinked:
 
     kind: str
     id: str  # the message's own (a batch's, not its items')
-    items: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status]
+    items: list[Position | VisitEvent | TicketEvent | QueueState | Reading | VisitSummary
+                | Status]
     refused: list[RefusedItem]
 
 
@@ -395,7 +417,8 @@ def _judge_each(payload: bytes | str) -> Uplinked | None:
         return None
     if "v" not in document or document.repeated:
         return None
-    valid: list[Position | VisitEvent | TicketEvent | QueueState | Reading | Status] = []
+    valid: list[Position | VisitEvent | TicketEvent | QueueState | Reading | VisitSummary
+                | Status] = []
     refused: list[RefusedItem] = []
     for index, raw in enumerate(document["items"]):
         text = json.dumps(raw).encode()

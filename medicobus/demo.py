@@ -47,6 +47,7 @@ DEPOT = (48.5206, 0.5468)  # Mortagne-au-Perche, where the demo bus sleeps
 LATE_START = timedelta(minutes=12)  # the morning starts late: watch it propagate
 DAY_STARTS = time(7, 50)
 MANAGER = "gestionnaire"
+COORDINATOR = "coordination"
 FRIDGE_EXCURSION = time(9, 0)  # the fridge drifts above 8 °C for a quarter of an hour
 # The demo's patients: invented, for trying the kiosk. (last name, birth date)
 PATIENTS = [("N'Diaye", date(1948, 3, 7)), ("Lefèvre-Dupont", date(1951, 11, 2)),
@@ -95,11 +96,14 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     key_file = workdir / "checkin.key"  # the secret the ground and the bus share
     key_file.write_text(secrets.token_hex(32))
     manager = (MANAGER, secrets.token_urlsafe(9))  # the fleet dashboard's demo account
+    coordinator = (COORDINATOR, secrets.token_urlsafe(9))  # the console's
     ground = GroundService(
         GroundSettings(fleet=FLEET_FILE, database=workdir / "ground.db",
                        checkin_key_file=key_file,
                        dashboard=AuthSettings(users=[
-                           User(name=manager[0], password_hash=hash_password(manager[1]))]),
+                           User(name=manager[0], password_hash=hash_password(manager[1])),
+                           User(name=coordinator[0], role="coordination",
+                                password_hash=hash_password(coordinator[1]))]),
                        broker=BrokerSettings(port=broker.port, keepalive_s=10),
                        http=HttpSettings(port=port)),
         clock, fleet=fleet,
@@ -126,7 +130,7 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     bus.start()
     kiosk = _serve_kiosk(settings, clock, workdir, stack, kiosk_port, f"http://127.0.0.1:{port}")
 
-    _print_welcome(fleet, day, port, speed, broker, source, workdir, manager)
+    _print_welcome(fleet, day, port, speed, broker, source, workdir, manager, coordinator)
     _print_kiosk(kiosk, bookings, fleet)
     stop.wait(duration)
     stop.set()
@@ -237,7 +241,8 @@ def _port_free(port: int) -> bool:
 
 
 def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Broker,
-                   source: GpsSource, workdir: Path, manager: tuple[str, str]) -> None:
+                   source: GpsSource, workdir: Path, manager: tuple[str, str],
+                   coordinator: tuple[str, str]) -> None:
     def link(path: str, what: str) -> str:
         return f"  http://127.0.0.1:{port}{path:<18} {what}"
 
@@ -256,6 +261,8 @@ def _print_welcome(fleet: Fleet, day: date, port: int, speed: float, broker: Bro
           for v in day_plan(fleet, fleet.vehicles[0].id, day).visits),
         link("/api/v1/stops", f"JSON API (http://127.0.0.1:{port}/api for all of it)"),
         link("/fleet/", f"fleet dashboard: log in as {manager[0]}, password {manager[1]}"),
+        link("/fleet/tournee", f"coordinator's console: log in as {coordinator[0]}, "
+                               f"password {coordinator[1]}"),
         "",
         "Ctrl-C stops everything.",
     ]

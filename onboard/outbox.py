@@ -84,7 +84,7 @@ class OutboxFull(Exception):
 
 
 Message = (contract.Position | contract.VisitEvent | contract.TicketEvent
-           | contract.QueueState | contract.Reading)  # fmt: skip
+           | contract.QueueState | contract.Reading | contract.VisitSummary)  # fmt: skip
 
 
 class Outbox:

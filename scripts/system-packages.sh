@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (real Mosquitto, gpsd + gpsfake, Chromium,
 # openssl, iproute2 + nftables for the network namespaces and packet loss of
-# tests/test_field_network.py), or, when not root, says the exact command to run. Usage: system-packages.sh
+# tests/test_field_network.py), Pango and fonts for WeasyPrint and poppler-utils to read
+# the PDFs back (the reports), or, when not root, says the exact command to run. Usage: system-packages.sh
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
           victoria-metrics iproute2 nftables
-          poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core zbar-tools espeak-ng)  # issue 13: poster PDF, its QR code; the voice
+          libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
+          zbar-tools espeak-ng)  # issue 13: the poster's QR code read back; the kiosk's voice
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -67,8 +67,26 @@ def test_check_in_shows_as_counts_on_the_commune_page(tmp_path: Path,
     wait_until(lambda: httpx.get(f"{api}/api/v1/stops/61309").json()["queue"]["waiting"] == 1,
                timeout=15, what="one left waiting")
 
-    uplink = [json.loads(p) for t, p in seen if contract.parse_topic(t)[1]
-              in (contract.Channel.TICKET, contract.Channel.QUEUE, contract.Channel.BATCH)]
+    queue.mark_seen(called.number)
+    queue.end_session()  # the visit's summary, for the funders' report, reaches the store
+    wait_until(lambda: g.store.count("visit_summaries") == 1, timeout=15,
+               what="the visit's summary stored")
+    (stored,) = g.store.db.query("SELECT * FROM visit_summaries")
+    assert called.called_at is not None
+    waited = round((called.called_at - called.checked_in).total_seconds())
+    assert (stored["visit"], stored["walk_in"], stored["seen"], stored["booked"],
+            json.loads(stored["waits_s"])) == (NOCE_AM, 2, 1, 0, [waited])
+
+    def heard() -> list[dict[str, Any]]:
+        return [json.loads(p) for t, p in list(seen) if contract.parse_topic(t)[1]
+                in (contract.Channel.TICKET, contract.Channel.QUEUE, contract.Channel.BATCH,
+                    contract.Channel.SUMMARY)]
+
+    # The spy hears the broker on its own connection: it may hear the summary after the
+    # ground stored it, alone or in a batch.
+    wait_until(lambda: any(kind == "summary" for m in heard() for key, kind in walk(m)
+                           if key == "kind"), timeout=15, what="the spy heard the summary")
+    uplink = heard()
     assert uplink, "the spy saw the queue traffic"
     for message in uplink:
         for key, value in walk(message):

@@ -9,68 +9,19 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from ground.service import GroundService, GroundSettings
-from ground.web.auth import AuthSettings, User, hash_password
-from ground.web.server import HttpSettings
+from ground.service import GroundService
 from medicobus import contract
-from medicobus.brokers import free_port
 from medicobus.mqtt import BrokerSettings
 from onboard.link import Link
 from onboard.outbox import Outbox
 from tests.brokers import Mosquitto
-from tests.harness import FLEET, VEHICLE, clock_at, wait_until
+from tests.console import PERVENCHERES, VISIT, logged_in, url
+from tests.harness import VEHICLE, wait_until
 from tests.test_web_pages import read_events
-
-PASSWORD = "tournee du perche"
-ROLES = {"marie": "coordination", "claire": "fleet", "paul": "readonly"}
-HASH = hash_password(PASSWORD)
-# Monday 23 November 2026, 08:00 in Paris: Nocé 08:30, Bellême 11:00, Pervenchères 14:00.
-VISIT = "2026-11-23/pervencheres/pm"
-PERVENCHERES = "61327"
-
-
-@pytest.fixture
-def service(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GroundService]:
-    users = [User(name=n, password_hash=HASH, role=r) for n, r in ROLES.items()]  # type: ignore[arg-type]
-    settings = GroundSettings(
-        fleet=FLEET, database=tmp_path / "ground.db",
-        broker=BrokerSettings(port=mosquitto.port), http=HttpSettings(port=free_port()),
-        dashboard=AuthSettings(users=users, session_secret="console-tests-secret-0123456"))
-    g = GroundService(settings, clock_at())
-    g.start()
-    g.serve_http()
-    wait_until(g.ingest.subscribed.is_set, what="the ground subscribed")
-    url = f"http://127.0.0.1:{settings.http.port}"
-    wait_until(lambda: _up(url), what="the web server")
-    yield g
-    g.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _url(g: GroundService) -> str:
-    return f"http://127.0.0.1:{g.settings.http.port}"
-
-
-def logged_in(g: GroundService, name: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=_url(g), headers={"Origin": _url(g)})
-    r = client.post("/fleet/login", data={"name": name, "password": PASSWORD,
-                                          "next": "/fleet/"})  # fmt: skip
-    assert r.status_code in (200, 303), r.text
-    session = client.get("/fleet/api/v1/session").json()
-    assert session["role"] == ROLES[name]
-    return client, session["csrf"]
 
 
 def cancel(client: httpx.Client, csrf: str | None, visit: str = VISIT) -> httpx.Response:
@@ -86,7 +37,7 @@ def follow(stream: httpx.Response, events: list[dict[str, object]]) -> None:
 
 
 def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
-        service: GroundService, mosquitto: Mosquitto, tmp_path: Path) -> None:  # fmt: skip
+        console_service: GroundService, mosquitto: Mosquitto, tmp_path: Path) -> None:  # fmt: skip
     plans: list[contract.Plan] = []
     link = Link(BrokerSettings(port=mosquitto.port), VEHICLE, Outbox(tmp_path / "outbox.db"),
                 lambda m: plans.append(m) if isinstance(m, contract.Plan) else None)
@@ -95,9 +46,9 @@ def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
         wait_until(lambda: any(p.day.isoformat() == "2026-11-23" for p in plans),
                    what="the day's plan on the bus")
         assert VISIT in [v.visit for v in plans[-1].visits]
-        client, csrf = logged_in(service, "marie")
+        client, csrf = logged_in(console_service, "marie")
         events: list[dict[str, object]] = []
-        with httpx.stream("GET", f"{_url(service)}/communes/{PERVENCHERES}/events",
+        with httpx.stream("GET", f"{url(console_service)}/communes/{PERVENCHERES}/events",
                           timeout=30) as stream:  # fmt: skip
             reader = threading.Thread(target=follow, args=(stream, events), daemon=True)
             reader.start()
@@ -118,11 +69,12 @@ def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
             wait_until(lambda: VISIT not in [v.visit for v in plans[-1].visits], timeout=2,
                        what="the bus's new plan")  # fmt: skip
             assert time.monotonic() - started < 2
-        visits = httpx.get(f"{_url(service)}/api/v1/visits", params={
+        visits = httpx.get(f"{url(console_service)}/api/v1/visits", params={
             "from": "2026-11-23", "to": "2026-11-23", "insee": PERVENCHERES}).json()
         assert [(v["visit"], v["status"], v["cancel_reason"]) for v in visits] == [
             (VISIT, "cancelled", "Médecin malade")]
-        ics = httpx.get(f"{_url(service)}/api/v1/stops/{PERVENCHERES}/calendar.ics").text
+        ics = httpx.get(f"{url(console_service)}/api/v1/stops/{PERVENCHERES}/calendar.ics"
+                        ).text  # fmt: skip
         event = ics[ics.index(f"UID:{VISIT}"):]
         assert event[:event.index("END:VEVENT")].count("STATUS:CANCELLED") == 1
         assert [v.stop for v in plans[-1].visits] == ["noce", "belleme"]
@@ -136,27 +88,27 @@ def test_a_cancellation_reaches_page_api_calendar_and_bus_within_2_s(
         link.stop()
 
 
-def test_roles_and_csrf_are_checked(service: GroundService) -> None:
+def test_roles_and_csrf_are_checked(console_service: GroundService) -> None:
     for name in ("claire", "paul"):
-        client, csrf = logged_in(service, name)
+        client, csrf = logged_in(console_service, name)
         r = cancel(client, csrf)
         assert r.status_code == 403 and r.json()["field"] == "role"
         assert client.get("/fleet/api/v1/changes").status_code == 200  # reading is allowed
-    client, csrf = logged_in(service, "marie")
+    client, csrf = logged_in(console_service, "marie")
     assert cancel(client, None).status_code == 403
     assert cancel(client, "forged").json()["field"] == "csrf"
     other_site = client.post("/fleet/api/v1/changes", headers={
         "X-CSRF-Token": csrf, "Origin": "https://evil.example"}, json={
         "kind": "cancel", "visit": VISIT, "reason": "x"})
     assert other_site.status_code == 403
-    anonymous = httpx.post(f"{_url(service)}/fleet/api/v1/changes", json={
+    anonymous = httpx.post(f"{url(console_service)}/fleet/api/v1/changes", json={
         "kind": "cancel", "visit": VISIT, "reason": "x"})
     assert anonymous.status_code == 401
-    assert service.tournee.history() == []
+    assert console_service.tournee.history() == []
 
 
-def test_refusals_name_the_field_in_french(service: GroundService) -> None:
-    client, csrf = logged_in(service, "marie")
+def test_refusals_name_the_field_in_french(console_service: GroundService) -> None:
+    client, csrf = logged_in(console_service, "marie")
     past = cancel(client, csrf, "2026-11-16/pervencheres/pm")
     assert past.status_code == 422 and past.json()["field"] == "visit"
     assert "passée" in past.json()["detail_fr"]
@@ -167,7 +119,7 @@ def test_refusals_name_the_field_in_french(service: GroundService) -> None:
     nonsense = client.post("/fleet/api/v1/changes", content=b'{"kind": "explode"}', headers={
         "X-CSRF-Token": csrf, "Content-Type": "application/json"})
     assert nonsense.status_code == 422
-    assert service.tournee.history() == []
-    spec = httpx.get(f"{_url(service)}/openapi.json").json()
+    assert console_service.tournee.history() == []
+    spec = httpx.get(f"{url(console_service)}/openapi.json").json()
     assert "/fleet/api/v1/changes" in spec["paths"] and "/api/v1/visits" in spec["paths"]
     assert json.dumps(spec).count("X-CSRF-Token") >= 1

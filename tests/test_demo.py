@@ -68,7 +68,7 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
 
         # The fleet dashboard, with the credentials the demo printed: the fridge's
         # excursion (09:00, a quarter of an hour above 8 °C) opens an alert, then closes it.
-        login = next(m for m in map(_CREDENTIALS.search, lines) if m)
+        login, console = [m for m in map(_CREDENTIALS.search, lines) if m]
         fleet = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
         r = fleet.post("/fleet/login", data={"name": login[1], "password": login[2]},
                        follow_redirects=False)
@@ -79,6 +79,12 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
                    timeout=120, what="the fridge alert opened and closed")
         vehicle = fleet.get(detail).json()
         assert vehicle["fridge"] and vehicle["battery"] and vehicle["engine"]
+        # The coordinator's console, with its own printed account: the week and its forms.
+        coordinator = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+        coordinator.post("/fleet/login", data={"name": console[1], "password": console[2],
+                                                "next": "/fleet/tournee"})  # fmt: skip
+        week = coordinator.get("/fleet/tournee")
+        assert week.status_code == 200 and 'action="/fleet/tournee/changes"' in week.text
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=30)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from ground.eta import TravelModel, forecast_day
-from ground.fleet import day_plan, load_fleet
+from ground.fleet import day_plan, load_fleet, planned_arrivals
 from ground.state import LiveState
+from ground.store import Store
 from ground.views import VisitStatus
 from medicobus import contract
 from medicobus.geo import offset
+from tests.clocks import ManualClock
 from tests.harness import FLEET, PARIS, VEHICLE
 
 PLAN = day_plan(load_fleet(FLEET), VEHICLE, date(2026, 11, 23))
@@ -157,3 +160,66 @@ def test_a_queue_message_from_an_older_bus_keeps_the_planned_session() -> None:
     state.apply(event("arrival", NOCE, at(8, 40)), at(8, 40))
     state.apply(queue(at(9, 0), waiting=9, consult=20, ends=None), at(9, 0))
     assert forecast(state, at(9, 0))[0].depart == at(10, 40)  # arrived 10 min late
+
+
+def test_the_current_leg_is_its_learned_time_scaled_by_the_share_left() -> None:
+    travel = TravelModel()
+    travel.learn([("noce", "belleme", 24 * 60)] * 3)  # a slow road: 24 min for 8.8 km
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 25)), at(8, 25))
+    state.apply(event("departure", NOCE, at(10, 30)), at(10, 30))
+    lat, lon = (NOCE.lat + BELLEME.lat) / 2, (NOCE.lon + BELLEME.lon) / 2  # half-way
+    for i in range(5):  # fast on this stretch: the last minutes' speed would say 5 min
+        t = at(10, 41) + timedelta(seconds=15 * i)
+        state.apply(pos(t, lat, lon + i * 1e-5, 22.0), t)
+    last = at(10, 42)  # half-way in half the learned time: today's pace is the usual
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), last, travel)
+    assert f[1].status is VisitStatus.EN_ROUTE
+    assert abs((f[1].arrive - (last + timedelta(minutes=12))).total_seconds()) < 30
+
+
+def test_a_stop_the_bus_reaches_early_is_predicted_early(tmp_path: Path) -> None:
+    fleet = load_fleet(FLEET)
+    store = Store(tmp_path / "ground.db", ManualClock(at(7, 0)))
+    weeks = [date(2026, 11, 23) - timedelta(weeks=n) for n in (1, 2, 3)]
+    past = [day_plan(fleet, VEHICLE, d).visits for d in weeks]
+    # Bellême is reached 20 min early when Nocé ends on time (a short drive), one week
+    # 10 min late (Nocé ran over): the usual, not the late day, is the earliest.
+    store.record([(event("arrival", visits[1], visits[1].arrive + timedelta(minutes=m)),
+                   visits[1].arrive) for visits, m in zip(past, (-20, -19, 10), strict=True)])
+    travel = TravelModel()
+    travel.learn([("noce", "belleme", 10 * 60)])
+    travel.learn_arrivals(planned_arrivals(fleet, store.arrivals(since=at(0, 0) - timedelta(
+        weeks=4))))
+    state = LiveState()
+    state.apply(event("arrival", NOCE, at(8, 25)), at(8, 25))
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), at(9, 0), travel)
+    assert f[1].arrive == at(10, 40)  # 10:30 + 10 min, not held back to 11:00
+    assert f[1].status is VisitStatus.PLANNED and f[2].arrive == PERV.arrive  # never seen
+
+
+def test_a_bus_still_at_the_depot_after_its_time_is_predicted_from_there() -> None:
+    state = LiveState()
+    lat, lon = offset(NOCE.lat, NOCE.lon, 15_000, 0)  # 15 km away, parked
+    state.apply(pos(at(8, 20), lat, lon, 0.0), at(8, 20))
+    eta = forecast(state, at(8, 25))[0].arrive
+    assert eta >= at(8, 25) + timedelta(minutes=15)
+
+
+def test_a_slow_morning_carries_into_the_next_legs_and_a_fast_one_stays_on_time() -> None:
+    travel = TravelModel()
+    travel.learn([("noce", "belleme", 20 * 60), ("belleme", "pervencheres", 30 * 60)])
+    # Snow: Nocé to Bellême took 30 min instead of 20, and the session ran to 13:30.
+    slow = LiveState()
+    for kind, visit, t in (("arrival", NOCE, at(8, 25)), ("departure", NOCE, at(10, 30)),
+                           ("arrival", BELLEME, at(11, 0)), ("departure", BELLEME, at(13, 30))):
+        slow.apply(event(kind, visit, t), t)
+    f = forecast_day(PLAN.visits, slow.get(VEHICLE), at(13, 31), travel)
+    # 30 min usual to Pervenchères, at about the morning's pace (x 1.5), blended with history.
+    assert at(14, 10) < f[2].arrive < at(14, 15)
+    fast = LiveState()
+    for kind, visit, t in (("arrival", NOCE, at(8, 25)), ("departure", NOCE, at(10, 30)),
+                           ("arrival", BELLEME, at(10, 44)), ("departure", BELLEME, at(13, 20))):
+        fast.apply(event(kind, visit, t), t)
+    f = forecast_day(PLAN.visits, fast.get(VEHICLE), at(13, 21), travel)
+    assert f[2].arrive == PERV.arrive  # 14 min instead of 20: still not ahead of 14:00

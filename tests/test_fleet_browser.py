@@ -8,19 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.test_fleet_pages import PASSWORD, USER, FleetScene
-from tests.test_web_browser import ARGS, CHROMIUM, SCREENSHOT_DIR, CspWatch, _wait, png_size
+from tests.test_web_browser import SCREENSHOT_DIR, CspWatch, _wait, png_size
 from tests.test_web_pages import VEHICLE, LiveServer
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

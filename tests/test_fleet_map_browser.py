@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from ground.web.map import MapSettings
 from medicobus.geo import offset
 from tests.brokers import free_port
-from tests.test_fleet_browser import browser, log_in  # noqa: F401 -- the module's Chromium
+from tests.test_fleet_browser import log_in
 from tests.test_fleet_map import MapScene
 from tests.test_web_browser import SCREENSHOT_DIR, _wait
 from tests.test_web_pages import VEHICLE, LiveServer
@@ -67,7 +67,7 @@ def route_end(page: Page) -> float:
 
 
 def test_markers_and_route_are_drawn_without_tiles_and_follow_the_bus(
-        browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+        browser: Browser, tmp_path: Path) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     scene = scene_with_tiles(tmp_path, unreachable)
     with LiveServer(scene.app()) as server:
@@ -136,7 +136,7 @@ def test_markers_and_route_are_drawn_without_tiles_and_follow_the_bus(
             page.close()
 
 
-def test_the_configured_tiles_load_and_no_other_image_origin(browser: Browser,  # noqa: F811
+def test_the_configured_tiles_load_and_no_other_image_origin(browser: Browser,
                                                              tmp_path: Path) -> None:
     tiles, other = TileServer(), TileServer()
     try:

@@ -244,8 +244,8 @@ def test_open_alerts_on_the_list_and_on_the_vehicle_page(client: TestClient,
     assert state == "bad" and "1 alerte ouverte (critique) · 1 open" in text
 
     page = client.get(f"/fleet/vehicles/{VEHICLE}").text
-    row = re.search(rf'<tr class="alert-open sev-critical" id="alert-{alert.id}">(.*?)</tr>',
-                    page, flags=re.S)  # fmt: skip
+    row = re.search(rf'<tr class="alert-open sev-critical unacked" id="alert-{alert.id}">'
+                    r"(.*?)</tr>", page, flags=re.S)  # fmt: skip
     assert row, "the open alert is not listed"
     text = text_of(row.group(1))
     assert "réfrigérateur hors plage" in text and "fridge out of range" in text

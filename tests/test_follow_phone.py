@@ -25,7 +25,6 @@ from onboard.kiosk.queue import PatientQueue
 from onboard.link import Link
 from onboard.outbox import Outbox
 from tests.harness import MONDAY_8AM, VEHICLE, clock_at, ground, wait_until
-from tests.test_fleet_browser import browser  # noqa: F401 -- the module's Chromium
 from tests.test_web_browser import CspWatch, _wait
 
 NOCE_AM = "2026-11-23/noce/am"
@@ -124,7 +123,7 @@ def test_the_phone_page_follows_the_ticket(bus: Bus) -> None:
         assert "initials" not in json.dumps(message) and "A." not in json.dumps(message)
 
 
-def test_the_phone_page_is_live_in_chromium(bus: Bus, browser: Browser) -> None:  # noqa: F811
+def test_the_phone_page_is_live_in_chromium(bus: Bus, browser: Browser) -> None:
     tickets = [bus.queue.check_in_walk_in(f"{c}.", 1950, "other") for c in "ABCD"]
     token = tickets[-1].token or ""
     wait_until(lambda: bus.page(token).status_code == 200, timeout=15, what="the ticket")

@@ -300,6 +300,40 @@ def test_opening_the_next_visit_closes_the_previous(queue: PatientQueue) -> None
     assert not queue.is_open and len(queue.tickets()) == 1
 
 
+def summaries(outbox: Outbox) -> list[contract.VisitSummary]:
+    return [contract.VisitSummary.model_validate_json(r.payload)
+            for r in outbox.after(0, 10_000) if r.kind == "summary"]
+
+
+def test_a_visit_is_summed_up_once_when_its_session_ends(
+        tmp_path: Path, clock: ManualClock, outbox: Outbox) -> None:
+    q = make_queue(tmp_path, clock, outbox)
+    slots = [booked(f"RDV-{n}", 10 * n) for n in range(1, 5)]
+    q.open(VISIT, slots)
+    by_name = q.check_in_appointment(slots[0], "A.")
+    clock.advance(120)
+    q.check_in_appointment(slots[1], "", found_by="code")
+    walk_in(q)
+    clock.advance(180)
+    q.call_next()  # RDV-1, after 300 s
+    q.mark_seen(by_name.number)
+    clock.advance(900)
+    q.call_next()  # RDV-2, checked in at 120 s, called at 1200 s
+    q.mark_absent(2)
+    q.mark_seen(3)  # seen without being called: no wait measured
+    assert summaries(outbox) == []  # nothing until the session ends
+    q.open("2025-03-07-conches-pm")  # the next visit closes this one
+    q.end_session()
+    q.end_session()  # ended already: no second summary of it
+    first, second = summaries(outbox)
+    assert (first.visit, first.opened, first.closed) == (VISIT, T0, at(20))
+    assert (first.booked, first.checked_in_name, first.checked_in_code, first.walk_in,
+            first.seen, first.absent, first.no_show) == (4, 1, 1, 1, 2, 1, 2)
+    assert first.waits_s == [300, 1080]
+    assert (second.visit, second.booked, second.walk_in, second.waits_s) == (
+        "2025-03-07-conches-pm", 0, 0, [])
+
+
 # ----- persistence and retention -----------------------------------------------------------
 
 def test_a_restart_resumes_from_the_same_file(tmp_path: Path, clock: ManualClock) -> None:
@@ -366,6 +400,9 @@ ALLOWED_FIELDS = {
     "queue": {"v", "id", "kind", "vehicle", "ts", "visit", "open", "paused", "waiting",
               "in_consultation", "booked_remaining", "last_booked", "consult_min", "wait_min",
               "ends_at", "tickets"},
+    "summary": {"v", "id", "kind", "vehicle", "ts", "visit", "opened", "closed", "booked",
+                "checked_in_name", "checked_in_code", "walk_in", "seen", "absent", "no_show",
+                "waits_s"},
 }
 FOLLOWED_FIELDS = {"ticket", "ref", "ahead", "wait_min", "called"}  # each of `tickets`
 
@@ -400,7 +437,7 @@ def test_the_outbox_gets_anonymous_events_and_queue_states(
                       (2, "RDV-42", "called"), (2, "RDV-42", "absent")]
     # Every ticket event is followed by a fresh queue state; so are open, pause and end.
     kinds = [r.kind for r in rows]
-    assert kinds == ["queue"] + ["ticket", "queue"] * 6 + ["queue", "queue"]
+    assert kinds == ["queue"] + ["ticket", "queue"] * 6 + ["queue", "queue", "summary"]
     states = [m for m in messages if isinstance(m, contract.QueueState)]
     assert all(s.visit == VISIT and s.vehicle == VEHICLE for s in states)
     assert (states[0].open, states[0].waiting, states[0].booked_remaining) == (True, 0, 1)
@@ -409,6 +446,10 @@ def test_the_outbox_gets_anonymous_events_and_queue_states(
     assert states[-1].open is False and states[-1].tickets == []  # closed: nothing to follow
     assert [(t.ticket, t.ahead, t.called) for t in states[2].tickets or ()] == [
         (1, 0, False), (2, 1, False)]  # the walk-in first: the booking is not due yet
+    summary = messages[-1]
+    assert isinstance(summary, contract.VisitSummary)
+    assert (summary.walk_in, summary.checked_in_name, summary.seen, summary.absent,
+            summary.waits_s) == (1, 1, 1, 1, [60, 600])
 
     for row in rows:
         payload = json.loads(row.payload)

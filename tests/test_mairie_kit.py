@@ -23,7 +23,6 @@ from ground.fleet import Cancellation, load_fleet
 from ground.web.app import create_app
 from ground.web.public.kit import KitSettings
 from tests.brokers import free_port
-from tests.test_fleet_browser import browser  # noqa: F401 -- the module's Chromium
 from tests.test_web_browser import _wait
 from tests.test_web_pages import NOCE, LiveServer, Scene, text_of
 
@@ -158,7 +157,7 @@ class _MairieSite(BaseHTTPRequestHandler):
 
 
 def test_a_mairie_site_frames_the_live_block(scene: Scene,
-                                             browser: Browser) -> None:  # noqa: F811
+                                             browser: Browser) -> None:
     port = free_port()
     site = ThreadingHTTPServer(("127.0.0.1", port), _MairieSite)
     threading.Thread(target=site.serve_forever, daemon=True).start()

@@ -28,7 +28,8 @@ def test_every_kind_has_a_valid_example() -> None:
         kinds.append(message.kind)
         assert message.vehicle == "perche-1"
     assert sorted(kinds) == sorted(["ack", "appointments", "batch", "event", "plan",
-                                    "position", "queue", "reading", "status", "ticket"])
+                                    "position", "queue", "reading", "status", "summary",
+                                    "ticket"])
 
 
 def test_topics_in_the_doc_are_the_contracts() -> None:

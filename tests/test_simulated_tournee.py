@@ -19,6 +19,7 @@ from onboard.telemetry.simulated import (
     JUNCTION_STOP_S,
     OPEN_ROAD_MPS,
     VILLAGE_MPS,
+    Conditions,
     SimulatedSource,
     Tournee,
 )
@@ -144,3 +145,26 @@ def test_simulated_source_reads_the_clock(tournee: Tournee) -> None:
 def test_naive_time_is_refused(tournee: Tournee) -> None:
     with pytest.raises(ValueError):
         tournee.fix_at(datetime(2024, 3, 4, 9, 0))
+
+
+def test_conditions_make_a_real_day_on_the_same_roads(plan: Plan) -> None:
+    noce, belleme, perv = plan.visits
+    normal = Tournee.build(plan, DEPOT, seed=1, conditions=Conditions())
+    snowy = Tournee.build(plan, DEPOT, seed=2, conditions=Conditions(
+        pace=0.7, park_off_m={noce.visit: (200.0, 0.0)}, passed=frozenset({belleme.visit}),
+        overrun_s={noce.visit: 1200.0}, lost_at_arrival={perv.visit: (60.0, 120.0)}))
+    # The same road for a leg whatever the day (the tournée repeats), driven slower in snow.
+    slow = Tournee.build(plan, DEPOT, seed=1, conditions=Conditions(pace=0.7))
+    assert [d.road for d in slow.drives] == [d.road for d in normal.drives]
+    assert [d.duration_s for d in slow.drives] == pytest.approx(
+        [(d.duration_s - JUNCTION_STOP_S * (d.junction_m is not None)) / 0.7
+         + JUNCTION_STOP_S * (d.junction_m is not None) for d in normal.drives], rel=1e-6)
+    at_noce = snowy.fix_at(snowy.stops[0].arrive + timedelta(minutes=10))
+    assert 190 < distance_m(at_noce.lat, at_noce.lon, noce.lat, noce.lon) < 215
+    assert snowy.stops[0].depart - snowy.stops[0].planned_depart >= timedelta(minutes=20)
+    assert [s.visit for s in snowy.stops] == [noce.visit, perv.visit]  # drove past Bellême
+    assert not snowy.fix_at(snowy.stops[1].arrive + timedelta(seconds=30)).has_fix
+    skipped = Tournee.build(plan, DEPOT, seed=1,
+                            conditions=Conditions(skipped=frozenset({belleme.visit})))
+    assert len(skipped.drives) == 3 and [s.visit for s in skipped.stops] == [
+        noce.visit, perv.visit]

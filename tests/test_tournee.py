@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ground.fleet import Fleet, day_plan, visits_on
+from ground.fleet import Fleet, day_plan, load_fleet, visits_on
 from ground.tournee import Changed, Refused, Tournee, export_toml
+from medicobus.cli import main
 from medicobus.settings import parse_toml
 from tests.clocks import ManualClock
+from tests.harness import FLEET as DEMO_FLEET
 
 PARIS = ZoneInfo("Europe/Paris")
 FLEET = """
@@ -129,7 +131,7 @@ def test_move_add_and_park_elsewhere(tournee: Tournee) -> None:
     (lambda t: t.edit_entry(None, {"vehicle": "bus-1", "stop": "noce", "half": "am",
                                    "arrive": "08:00", "depart": "09:00",
                                    "rrule": "FREQ=WEEKLY;BYDAY=QQ"}, date(2027, 3, 9), "x",
-                            "m"), "form", "rrule"),
+                            "m"), "rrule", "règle invalide"),
     (lambda t: t.edit_entry(None, {"vehicle": "bus-1", "stop": "noce", "half": "pm",
                                    "arrive": "15:00", "depart": "16:00", "day": "mardi"},
                             date(2027, 3, 9), "x", "m"), "arrive", "déjà une visite"),
@@ -196,3 +198,20 @@ def test_export_reads_back_to_the_same_visits(tournee: Tournee, tmp_path: Path) 
         day = date.fromordinal(date(2027, 3, 8).toordinal() + n)
         assert [(v.id, v.arrive, v.stop.place, v.cancelled) for v in visits_on(again, day)] == [
             (v.id, v.arrive, v.stop.place, v.cancelled) for v in visits_on(tournee.fleet, day)]
+
+
+def test_the_command_line_exports_the_tournee_with_its_changes(tmp_path: Path) -> None:
+    database = tmp_path / "ground.db"
+    tournee = Tournee(load_fleet(DEMO_FLEET), database, ManualClock(
+        datetime(2026, 11, 23, 8, 0, tzinfo=PARIS)))  # fmt: skip
+    tournee.cancel("2026-11-23/pervencheres/pm", "Médecin malade", "marie")
+    tournee.close()
+    config = tmp_path / "ground.toml"
+    config.write_text(f'fleet = "{DEMO_FLEET}"\ndatabase = "{database}"\n', encoding="utf-8")
+    out = tmp_path / "tournee.toml"
+    assert main(["ground", "--config", str(config), "--export-tournee", str(out)]) == 0
+    exported = load_fleet(out)
+    (cancelled,) = [v for v in visits_on(exported, date(2026, 11, 23)) if v.cancelled]
+    assert (cancelled.stop.id, cancelled.cancelled.reason) == ("pervencheres", "Médecin malade")
+    assert main(["ground", "--config", str(config), "--export-tournee",
+                 str(tmp_path / "missing" / "x.toml")]) == 2  # fmt: skip

@@ -16,7 +16,6 @@ from onboard.config import DisplaySettings
 from onboard.kiosk.queue import PatientQueue
 from onboard.waiting_room import room_view, waiting_room_app
 from tests.clocks import ManualClock
-from tests.test_fleet_browser import browser  # noqa: F401 -- the module's Chromium
 from tests.test_web_browser import SCREENSHOT_DIR, CspWatch, _wait
 from tests.test_web_pages import LiveServer
 
@@ -78,7 +77,7 @@ def test_the_view_before_and_during_a_session(room: Room) -> None:
     assert ended["waiting"] == "" and ended["wait"] == ""
 
 
-def open_screen(browser: Browser, url: str) -> tuple[Page, CspWatch]:  # noqa: F811
+def open_screen(browser: Browser, url: str) -> tuple[Page, CspWatch]:
     page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="fr-FR")
     watch = CspWatch(page)
     page.add_init_script(LISTEN)
@@ -86,7 +85,7 @@ def open_screen(browser: Browser, url: str) -> tuple[Page, CspWatch]:  # noqa: F
     return page, watch
 
 
-def test_the_screen_calls_the_number(room: Room, browser: Browser) -> None:  # noqa: F811
+def test_the_screen_calls_the_number(room: Room, browser: Browser) -> None:
     room.kiosk.open(VISIT)
     for initials in ("M. L.", "A. N.", "J. P."):
         room.kiosk.check_in_walk_in(initials, 1948, "renewal")

@@ -7,6 +7,7 @@ from ground.alerts.engine import AlertEngine, Event
 from ground.alerts.rules import (
     DEFAULT_RULES,
     AlertRules,
+    MaintenanceRule,
     NewCodeRule,
     NoGpsRule,
     OfflineRule,
@@ -14,9 +15,10 @@ from ground.alerts.rules import (
     Severity,
     ThresholdRule,
     limits,
+    threshold_rule,
 )
 from ground.alerts.storage import Alert, AlertStorage
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRules", "AlertStorage", "Event",
-           "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity", "ThresholdRule",
-           "limits"]
+           "MaintenanceRule", "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity",
+           "ThresholdRule", "limits", "threshold_rule"]

@@ -16,11 +16,11 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ground.alerts.rules import Case, Close, CodeReport, Open, Rule, Verdict
+from ground.alerts.rules import Case, Close, CodeReport, DueItem, Open, Rule, Verdict
 from ground.alerts.storage import Alert, AlertStorage
 from ground.fleet import Fleet
 from ground.state import LiveState
@@ -44,7 +44,8 @@ class AlertEngine:
 
     def __init__(self, rules: Sequence[Rule], storage: AlertStorage, state: LiveState,
                  fleet: Fleet, clock: Clock, notifier: Notifier | None = None, *,
-                 stale_after: timedelta = timedelta(seconds=900)) -> None:
+                 stale_after: timedelta = timedelta(seconds=900),
+                 maintenance: Callable[[str], Sequence[DueItem]] | None = None) -> None:
         self.rules = [r for r in rules if r.enabled]
         self.storage = storage
         self.state = state
@@ -52,6 +53,7 @@ class AlertEngine:
         self.clock = clock
         self.notifier = notifier
         self.stale_after = stale_after
+        self.maintenance = maintenance  # a vehicle's maintenance items (ground.maintenance)
         self._lock = threading.Lock()  # the pipeline and the 5 s timer both evaluate
         # (vehicle, rule) -> the oldest timestamp of its samples stored since it was last
         # judged: where its replay must start from to see a backlog.
@@ -77,12 +79,13 @@ class AlertEngine:
             for vehicle in sorted(chosen):
                 vs = self.state.get(vehicle)
                 hours = functools.partial(self._service_hours, vehicle, now)
+                items = functools.partial(self._maintenance, vehicle)
                 for rule in self.rules:
                     key = (vehicle, rule.id)
                     case = Case(vehicle, vs, now, self.stale_after, open_now.get(key, {}),
                                 self._memory.setdefault(key, {}),
                                 self._reports.setdefault(key, {}), self._dirty.pop(key, None),
-                                self.storage, hours)
+                                self.storage, hours, items)
                     try:
                         changes.extend(self._record(vehicle, rule, rule.judge(case)))
                     except Exception:  # one broken rule must not silence the others
@@ -127,6 +130,9 @@ class AlertEngine:
         return alert
 
     # -- judging ---------------------------------------------------------------------------
+
+    def _maintenance(self, vehicle: str) -> Sequence[DueItem]:
+        return [] if self.maintenance is None else self.maintenance(vehicle)
 
     def _record(self, vehicle: str, rule: Rule,
                 verdicts: list[Verdict]) -> list[tuple[Event, Alert]]:

@@ -15,7 +15,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +34,19 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 CodeReport = tuple[datetime, frozenset[str]]  # a sensor's codes as reported at that time
 
 
+class DueItem(Protocol):
+    """A maintenance item of the vehicle as it stands (ground.maintenance.Due)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def state(self) -> str: ...  # ok, soon, overdue, unknown
+    @property
+    def title_fr(self) -> str: ...
+    @property
+    def title_en(self) -> str: ...
+
+
 @dataclass
 class Case:
     """One vehicle, as one rule judges it now."""
@@ -48,6 +61,7 @@ class Case:
     stored_since: datetime | None  # the oldest of the rule's samples stored since then
     records: AlertStorage  # the stored series and the alerts recorded
     service_hours: Callable[[], tuple[datetime, datetime] | None]  # today's; None: no visit
+    maintenance: Callable[[], Sequence[DueItem]]  # the vehicle's items (ground.maintenance)
 
     def presence(self) -> str:
         return self.state.presence(self.now, self.stale_after)
@@ -158,16 +172,22 @@ class ThresholdRule(_Rule):
         hi = self.above if self.above is not None else math.inf
         return self.outside or (lo, hi)
 
+    def clear_bounds(self) -> tuple[float, float]:
+        """The range the quantity must be back in, for `clear_for_s`, to close the alert."""
+        if self.above is not None:
+            return -math.inf, self.clear_below if self.clear_below is not None else self.above
+        if self.below is not None:
+            return self.clear_above if self.clear_above is not None else self.below, math.inf
+        return self.clear_inside or self.bounds()
+
     def breach(self, v: float) -> bool:
         lo, hi = self.bounds()
         return v < lo or v > hi
 
     def clear(self, v: float) -> bool:
-        if self.above is not None:
-            return v < (self.clear_below if self.clear_below is not None else self.above)
-        if self.below is not None:
-            return v > (self.clear_above if self.clear_above is not None else self.below)
-        lo, hi = self.clear_inside or self.bounds()
+        lo, hi = self.clear_bounds()
+        if self.outside is None:  # a one-sided level is crossed, not reached
+            return lo < v < hi
         return lo <= v <= hi
 
     def watches(self, sensor: str, quantity: str) -> bool:
@@ -379,7 +399,25 @@ def _minutes(delta: timedelta) -> float:
 
 # -- the configuration ---------------------------------------------------------------------
 
-Rule = ThresholdRule | NewCodeRule | OfflineRule | NoGpsRule
+class MaintenanceRule(_Rule):
+    """A maintenance item due soon (`when = "soon"`) or overdue: one alert per item, closed
+    once it is done (the one of "soon" also once it is overdue: the other rule has it then)."""
+
+    kind: Literal["maintenance"] = "maintenance"
+    when: Literal["soon", "overdue"] = "soon"
+
+    def judge(self, case: Case) -> list[Verdict]:
+        items = {d.key: d for d in case.maintenance()}
+        verdicts: list[Verdict] = [
+            Open(key, f"{self.title_fr} : {d.title_fr}", f"{self.title_en}: {d.title_en}", "",
+                 case.now, None, None)
+            for key, d in items.items() if d.state == self.when and key not in case.open]
+        verdicts += [Close(alert.id, case.now, None) for key, alert in case.open.items()
+                     if key not in items or items[key].state != self.when]  # fmt: skip
+        return verdicts
+
+
+Rule = ThresholdRule | NewCodeRule | OfflineRule | NoGpsRule | MaintenanceRule
 AlertRule = Annotated[Rule, Field(discriminator="kind")]
 
 
@@ -412,13 +450,22 @@ DEFAULT_RULES: list[Rule] = [
                 severity="warning", after_min=10),
     NoGpsRule(id="no_gps", title_fr="pas de position GPS en roulant",
               title_en="no GPS fix while moving", severity="warning", after_min=5),
+    MaintenanceRule(id="maintenance_soon", title_fr="entretien à prévoir",
+                    title_en="maintenance due soon", severity="warning", when="soon"),
+    MaintenanceRule(id="maintenance_overdue", title_fr="entretien en retard",
+                    title_en="maintenance overdue", severity="critical", when="overdue"),
 ]  # fmt: skip
 
 
-def limits(rules: Sequence[Rule], sensor: str, quantity: str) -> tuple[float, float]:
-    """The range a quantity must stay in, as the first threshold rule on it says (the
-    default rules' when none is configured): the dashboard marks what the alerts judge."""
+def threshold_rule(rules: Sequence[Rule], sensor: str, quantity: str) -> ThresholdRule:
+    """The first threshold rule on a quantity (the default rules' when none is configured):
+    the dashboard marks what the alerts judge, and says when they close."""
     for rule in (*rules, *DEFAULT_RULES):
         if isinstance(rule, ThresholdRule) and rule.watches(sensor, quantity):
-            return rule.bounds()
+            return rule
     raise LookupError(f"no threshold rule on {sensor} {quantity}")
+
+
+def limits(rules: Sequence[Rule], sensor: str, quantity: str) -> tuple[float, float]:
+    """The range a quantity must stay in, as its threshold rule says."""
+    return threshold_rule(rules, sensor, quantity).bounds()

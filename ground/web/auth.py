@@ -119,8 +119,9 @@ def verify_password(password: str, stored: str) -> bool:
 
 Role = Literal["fleet", "coordination", "readonly"]
 # What each role may change (every role may read every page behind the login): the fleet
-# manager acknowledges alerts, the coordinator (the medical assistant) runs the tournée.
-MAY: dict[str, frozenset[str]] = {"fleet": frozenset({"alerts"}),
+# manager acknowledges alerts and keeps the maintenance record, the coordinator (the
+# medical assistant) runs the tournée.
+MAY: dict[str, frozenset[str]] = {"fleet": frozenset({"alerts", "maintenance"}),
                                   "coordination": frozenset({"tournee"}),
                                   "readonly": frozenset()}  # fmt: skip
 ROLE_FR = {"fleet": "gestion de flotte", "coordination": "coordination",

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from textual import events, on, work
 from textual.app import App
@@ -230,7 +230,7 @@ class KioskApp(App[None], inherit_bindings=False):
     async def _named(self, name: Answer[str | None]) -> Ticket | None:
         if name.value is None:  # "I have a code"
             return await self._step(lambda a: CodeScreen(self._by_code, _typed(a)),
-                                    lambda found: self._confirm(found.value, ""))
+                                    lambda found: self._confirm(found.value, "", "code"))
         last_name = self.session.last_name = name.value
 
         def find(birth: date) -> contract.BookedAppointment:
@@ -258,10 +258,11 @@ class KioskApp(App[None], inherit_bindings=False):
         """Appointment ids that already have a ticket at this visit."""
         return {t.appointment for t in self.queue.tickets() if t.appointment}
 
-    async def _confirm(self, found: contract.BookedAppointment, shown: str) -> Ticket | None:
+    async def _confirm(self, found: contract.BookedAppointment, shown: str,
+                       found_by: Literal["name", "code"] = "name") -> Ticket | None:
         self.session.appointment = found
         return await self.push_screen_wait(ConfirmScreen(
-            found, shown, lambda: self.queue.check_in_appointment(found, shown),
+            found, shown, lambda: self.queue.check_in_appointment(found, shown, found_by),
             self.settings.zone))
 
     # walk-in: privacy notice, first name, birth year, reason

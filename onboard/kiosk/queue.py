@@ -96,7 +96,15 @@ CREATE INDEX IF NOT EXISTS tickets_checked_in ON tickets(checked_in);
 
 
 @migrations()
-def m002_ticket_token(db: Database) -> None:
+def m002_how_bookings_were_found(db: Database) -> None:
+    """How a booked patient was found ("name": last name and birth date, "code": the
+    booking's code), counted in the visit's summary; NULL for a walk-in (and for the
+    bookings of before, which were all found by name or code: counted as by name)."""
+    db.execute("ALTER TABLE tickets ADD COLUMN found_by TEXT")
+
+
+@migrations()
+def m003_ticket_token(db: Database) -> None:
     # The unguessable token of the ticket's QR code: what the patient's phone shows the
     # queue by (nothing else identifies the ticket outside the bus). Purged with it.
     db.execute("ALTER TABLE tickets ADD COLUMN token TEXT")
@@ -269,7 +277,7 @@ class PatientQueue:
         with self._lock:
             self.purge()
             if self.visit is not None and self.visit != visit and self._is_open():
-                self._set_session(open=False)
+                self._close_session()
             slots = json.dumps([[b.appointment, _ts(b.time)] for b in booked])
             if self.db.execute("SELECT 1 FROM sessions WHERE visit = ?", [visit]).fetchone():
                 self.db.execute("UPDATE sessions SET booked = ? WHERE visit = ?", [slots, visit])
@@ -291,10 +299,40 @@ class PatientQueue:
 
     def end_session(self) -> None:
         """Staff ended the session at this stop: no more check-ins, the ground learns the
-        queue is closed. Tickets stay until purged."""
+        queue is closed and gets the visit's summary. Tickets stay until purged."""
         with self._lock:
             self._require_visit()
-            self._set_session(open=False)
+            if self._is_open():  # summed up once
+                self._close_session()
+
+    def _close_session(self) -> None:
+        self._set_session(open=False)
+        self._put(self.summary())
+
+    def summary(self) -> contract.VisitSummary:
+        """The visit's activity as counts and durations (the funders' figures): nothing
+        that tells one patient from another."""
+        with self._lock:
+            visit = self._require_visit()
+            tickets = self.tickets()
+            found_by = dict(self.db.execute(
+                "SELECT number, found_by FROM tickets WHERE visit = ?", [visit]
+            ).fetchall())  # fmt: skip
+            booked = [a for a, _ in self._booked_slots()]
+            ticketed = {t.appointment for t in tickets}
+            by = [found_by[t.number] or "name" for t in tickets if t.kind == "appointment"]
+            waits = sorted(round((t.called_at - t.checked_in).total_seconds())
+                           for t in tickets if t.called_at is not None)
+            return contract.VisitSummary(
+                vehicle=self.vehicle, ts=self.clock.now(), visit=visit,
+                opened=datetime.fromisoformat(self._session_value("opened")),
+                closed=self.clock.now(), booked=len(booked),
+                checked_in_name=by.count("name"), checked_in_code=by.count("code"),
+                walk_in=sum(t.kind == "walk_in" for t in tickets),
+                seen=sum(t.status == "seen" for t in tickets),
+                absent=sum(t.status == "absent" for t in tickets),
+                no_show=sum(a not in ticketed for a in booked),
+                waits_s=[min(max(w, 0), 86_400) for w in waits][:1000])  # fmt: skip
 
     def pause(self, paused: bool) -> None:
         """A break: patients may still check in, nobody is called."""
@@ -315,15 +353,17 @@ class PatientQueue:
 
     # --- check-in ---
 
-    def check_in_appointment(self, appt: contract.BookedAppointment, initials: str) -> Ticket:
-        """A ticket for a booked patient; InputError("already") if the booking has one."""
+    def check_in_appointment(self, appt: contract.BookedAppointment, initials: str,
+                             found_by: Literal["name", "code"] = "name") -> Ticket:
+        """A ticket for a booked patient, found by name and birth date or by the booking's
+        code; InputError("already") if the booking has one."""
         with self._lock:
             self._require_open()
             if self.db.execute("SELECT 1 FROM tickets WHERE appointment = ?",
                                [appt.appointment]).fetchone():
                 raise InputError("already", "this appointment already has a ticket")
             return self._new_ticket("appointment", initials, appointment=appt.appointment,
-                                    appointment_time=_ts(appt.time))
+                                    appointment_time=_ts(appt.time), found_by=found_by)
 
     def check_in_walk_in(self, initials: str, birth_year: int, reason: str) -> Ticket:
         """A ticket for a patient without an appointment: initials, birth year and a reason
@@ -589,18 +629,26 @@ class PatientQueue:
         if self._outbox is None:
             return
         now = self.clock.now()
+        if ticket is not None and event is not None and not self._put(contract.TicketEvent(
+                vehicle=self.vehicle, ts=now, visit=ticket.visit, ticket=ticket.number,
+                appointment=ticket.appointment, event=event)):
+            return  # one change, unsent once: its queue state would not find room either
+        self._put(self.state())
+
+    def _put(self, message: contract.TicketEvent | contract.QueueState
+             | contract.VisitSummary) -> bool:
+        if self._outbox is None:
+            return True
         try:
-            if ticket is not None and event is not None:
-                self._outbox.put(contract.TicketEvent(
-                    vehicle=self.vehicle, ts=now, visit=ticket.visit, ticket=ticket.number,
-                    appointment=ticket.appointment, event=event))
-            self._outbox.put(self.state())
+            self._outbox.put(message)
+            return True
         except OutboxFull:
             # The patient's ticket is kept here and the queue goes on: only the ground's
             # view waits. The next change that finds room sends the queue as it then is.
             self.unsent += 1
             log.error("the outbox is full: the ground was not told of this change of the "
                       "queue (%d so far)", self.unsent)
+            return False
 
 
 def bus_queue(settings: OnboardSettings, clock: Clock, outbox: Outbox | None) -> PatientQueue:

@@ -12,6 +12,11 @@ The bus leaves the depot to arrive `early_s` before the first planned arrival, p
 arrived late it leaves late by as much (the queue takes the time it takes), so a late start
 makes the morning late. It never leaves a stop before the planned departure.
 
+A `Conditions` makes the day one of a real month (bench/eta_accuracy.py): the weather's and
+the traffic's pace, a bus parked off its stop's coordinates, a stop skipped or driven past, a
+session that overruns, the GPS lost across an arrival. With conditions, every leg follows the
+road of that leg (the same road every week: the tournée repeats), not one of the day's seed.
+
 Everything is deterministic for a seed: `fix_at(t)` is a pure function of `t`.
 """
 
@@ -20,12 +25,12 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from medicobus.clock import Clock
-from medicobus.contract import Plan
+from medicobus.contract import Plan, PlannedVisit
 from medicobus.geo import bearing_deg, distance_m, offset
 from onboard.telemetry.fix import Fix
 
@@ -165,6 +170,11 @@ class StopTimes:
     planned_depart: datetime
     arrive: datetime
     depart: datetime
+    closes: datetime | None = None  # the session's end, when the bus waited on after it
+
+    @property
+    def session_end(self) -> datetime:
+        return self.closes or self.depart
 
     @property
     def late_s(self) -> float:
@@ -172,10 +182,10 @@ class StopTimes:
 
 
 def speed_profile(road: Road, slow_zones: Sequence[tuple[float, float]],
-                  pause_at_m: float | None = None,
-                  pause_s: float = JUNCTION_STOP_S) -> tuple[tuple[float, float], ...]:
+                  pause_at_m: float | None = None, pause_s: float = JUNCTION_STOP_S,
+                  pace: float = 1.0) -> tuple[tuple[float, float], ...]:
     """(time, distance) knots driving `road` at village speed in `slow_zones` and open-road
-    speed elsewhere, with a `pause_s` stop at `pause_at_m` if given."""
+    speed elsewhere (both times `pace`), with a `pause_s` stop at `pause_at_m` if given."""
     marks = {0.0, road.length_m}
     for lo, hi in slow_zones:
         marks.update(m for m in (lo, hi) if 0 < m < road.length_m)
@@ -186,24 +196,49 @@ def speed_profile(road: Road, slow_zones: Sequence[tuple[float, float]],
     for d1, d2 in zip(ordered, ordered[1:], strict=False):
         mid = (d1 + d2) / 2
         slow = any(lo <= mid <= hi for lo, hi in slow_zones)
-        knots.append((knots[-1][0] + (d2 - d1) / (VILLAGE_MPS if slow else OPEN_ROAD_MPS), d2))
+        speed = (VILLAGE_MPS if slow else OPEN_ROAD_MPS) * pace
+        knots.append((knots[-1][0] + (d2 - d1) / speed, d2))
         if pause_at_m is not None and d2 == pause_at_m:
             knots.append((knots[-1][0] + pause_s, d2))
     return tuple(knots)
 
 
 def plan_drive(start: datetime, a: LatLon, b: LatLon, rng: random.Random,
-               junction: bool = False) -> Drive:
-    """A drive from a to b leaving at `start`, through two villages."""
-    road = winding_road(a, b, rng)
+               junction: bool = False, pace: float = 1.0,
+               road_rng: random.Random | None = None) -> Drive:
+    """A drive from a to b leaving at `start`, through two villages; `road_rng` lays out
+    the road and its villages (the day's `rng` if not given)."""
+    shape = road_rng or rng
+    road = winding_road(a, b, shape)
     length = road.length_m
-    villages = tuple(sorted(rng.uniform(0.2, 0.45) * length if i == 0
-                            else rng.uniform(0.55, 0.8) * length for i in range(2)))
+    villages = tuple(sorted(shape.uniform(0.2, 0.45) * length if i == 0
+                            else shape.uniform(0.55, 0.8) * length for i in range(2)))
     zones = [(0.0, COMMUNE_SLOW_M), (length - COMMUNE_SLOW_M, length)]
     zones += [(v - VILLAGE_HALF_LENGTH_M, v + VILLAGE_HALF_LENGTH_M) for v in villages]
     junction_m = (villages[0] + villages[1]) / 2 if junction else None
-    knots = speed_profile(road, zones, junction_m)
+    knots = speed_profile(road, zones, junction_m, pace=pace)
     return Drive(start, road, knots, villages, junction_m)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What makes one day of the tournée differ from its timetable."""
+
+    pace: float = 1.0  # the day's speed factor (snow, fog: under 1)
+    leg_pace: tuple[float, ...] = ()  # each leg's own factor (traffic, roadworks), times pace
+    park_off_m: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # visit -> (north, east) metres from its stop's coordinates where the bus parks
+    skipped: frozenset[str] = frozenset()  # visits not driven to: on to the next stop
+    passed: frozenset[str] = frozenset()  # visits driven through without stopping
+    overrun_s: Mapping[str, float] = field(default_factory=dict)  # visit -> stays longer
+    # visit -> (seconds before its arrival, seconds after): the GPS lost meanwhile
+    lost_at_arrival: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # A gap this long before the next stop (lunch) is waited out where the bus is, so as to
+    # arrive there as it does at the first stop; None: on the road once the session ends.
+    wait_out_s: float | None = 1800.0
+
+    def leg(self, i: int) -> float:
+        return self.pace * (self.leg_pace[i] if i < len(self.leg_pace) else 1.0)
 
 
 @dataclass
@@ -221,8 +256,10 @@ class Tournee:
 
     @classmethod
     def build(cls, plan: Plan, depot: LatLon, start_delay_s: float = 0.0, seed: int = 0,
-              early_s: float = 300.0) -> Tournee:
-        visits = sorted(plan.visits, key=lambda v: v.arrive)
+              early_s: float = 300.0, conditions: Conditions | None = None) -> Tournee:
+        c = conditions or Conditions(wait_out_s=None)  # the day as it always was
+        everything = sorted(plan.visits, key=lambda v: v.arrive)
+        visits = [v for v in everything if v.visit not in c.skipped]
         if not visits:
             raise ValueError("the plan has no visits")
         rng = random.Random(seed)
@@ -230,30 +267,59 @@ class Tournee:
         junction_leg = rng.randrange(n_legs)
         dropout_leg = (junction_leg + 1 + rng.randrange(n_legs - 1)) % n_legs
 
+        def drive(i: int, start: datetime, a: tuple[str, LatLon], b: tuple[str, LatLon]
+                  ) -> Drive:
+            road = random.Random(f"road:{a[0]}>{b[0]}") if conditions else None
+            return plan_drive(start, a[1], b[1], rng, junction_leg == i, c.leg(i), road)
+
+        def parking(visit: PlannedVisit) -> tuple[str, LatLon]:
+            north, east = c.park_off_m.get(visit.visit, (0.0, 0.0))
+            return visit.stop, offset(visit.lat, visit.lon, north, east)
+
         legs: list[Drive] = []
         stops: list[StopTimes] = []
-        position = depot
-        first = plan_drive(_utc(visits[0].arrive), depot, (visits[0].lat, visits[0].lon), rng,
-                           junction=junction_leg == 0)
+        position: tuple[str, LatLon] = ("depot", depot)
+        first = drive(0, _utc(visits[0].arrive), position, parking(visits[0]))
         leave = _utc(visits[0].arrive) - timedelta(seconds=first.duration_s + early_s
                                                    - start_delay_s)
         phases: list[Park | Drive] = [Park(leave - timedelta(days=1), leave, depot, "depot")]
+        dropouts: list[tuple[datetime, datetime]] = []
         for i, visit in enumerate(visits):
-            target = (visit.lat, visit.lon)
-            drive = (replace(first, start=leave) if i == 0
-                     else plan_drive(leave, position, target, rng, junction_leg == i))
-            legs.append(drive)
-            arrive = drive.end
+            target = parking(visit)
+            through = visit.visit in c.passed
+            leg = (replace(first, start=leave) if i == 0
+                   else drive(i, leave, position, target))
+            waited = _utc(visit.arrive) - timedelta(seconds=leg.duration_s + early_s)
+            if i > 0 and stops and stops[-1].depart == leave and c.wait_out_s is not None \
+                    and (waited - leave).total_seconds() >= c.wait_out_s:
+                # Lunch before the afternoon's stop: on the road to be there on time.
+                parked = phases[-1]
+                assert isinstance(parked, Park)
+                stops[-1] = replace(stops[-1], depart=waited, closes=leave)
+                phases[-1] = replace(parked, end=waited)
+                leave, leg = waited, replace(leg, start=waited)
+            legs.append(leg)
+            arrive = leg.end
+            phases.append(leg)
+            position = target
+            if through:  # on without stopping: the next leg starts where this one ends
+                leave = arrive
+                continue
             late = max(0.0, (arrive - _utc(visit.arrive)).total_seconds())
-            depart = max(_utc(visit.depart) + timedelta(seconds=late), arrive)
+            depart = max(_utc(visit.depart) + timedelta(seconds=late + c.overrun_s.get(
+                visit.visit, 0.0)), arrive)
             stops.append(StopTimes(visit.visit, visit.stop, visit.lat, visit.lon, visit.radius_m,
                                    _utc(visit.arrive), _utc(visit.depart), arrive, depart))
-            phases += [drive, Park(arrive, depart, target, visit.stop)]
-            position, leave = target, depart
-        home = plan_drive(leave, position, depot, rng, junction_leg == len(visits))
+            phases.append(Park(arrive, depart, target[1], visit.stop))
+            if visit.visit in c.lost_at_arrival:
+                before, after = c.lost_at_arrival[visit.visit]
+                dropouts.append((arrive - timedelta(seconds=before),
+                                 arrive + timedelta(seconds=after)))
+            leave = depart
+        home = drive(len(visits), leave, position, ("depot", depot))
         legs.append(home)
         phases += [home, Park(home.end, None, depot, "depot")]
-        return cls(phases, stops, [_dropout(legs[dropout_leg], rng)], seed)
+        return cls(phases, stops, [_dropout(legs[dropout_leg], rng), *dropouts], seed)
 
     # -- where is the bus -----------------------------------------------------------------
 

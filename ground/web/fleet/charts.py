@@ -24,8 +24,11 @@ class Chart:
     svg: Markup
 
 
-W, H = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 28
+# Drawn narrow and scaled up, not wide and scaled down: on a phone (a 380 px column) the
+# axis text stays about 11 px tall; on a laptop it grows, which reads fine.
+W, H = 480, 230
+LEFT, RIGHT, TOP, BOTTOM = 44, 10, 14, 30
+MIN_SPAN = timedelta(hours=2)  # a chart shows at least this, even just after a start
 COLOURS = ["#0b4f9c", "#8a3ffc", "#b35c00", "#00695c"]
 
 
@@ -62,7 +65,8 @@ def svg_chart(chart_id: str, title_fr: str, title_en: str, unit: str,
               zone: ZoneInfo, *, domain: tuple[float, float], fixed: bool = False,
               band: tuple[float, float] | None = None, band_label: str | None = None,
               limit: float | None = None) -> Markup:
-    """A line chart of the last 24 h, with the band to stay in shaded and a limit dashed.
+    """A line chart from `start` to `end` (24 h, or from shortly before the first sample
+    when the data is younger), with the band to stay in shaded and a limit dashed.
 
     Flagged samples break the line; so do gaps of more than 20 min (a bus switched off
     overnight is not "flat"). The <desc> says the figures, for screen readers.
@@ -84,7 +88,8 @@ def svg_chart(chart_id: str, title_fr: str, title_en: str, unit: str,
     parts = [
         f'<svg id="{chart_id}" class="chart" viewBox="0 0 {W} {H}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{chart_id}-t">{e(title_fr)} ({e(unit)}), 24 h · {e(title_en)}</title>',
+        f'<title id="{chart_id}-t">{e(title_fr)} ({e(unit)}), {e(_span_fr(start, end, zone))}'
+        f' · {e(title_en)}</title>',
     ]
     desc = _describe(series, unit, band, zone)
     parts.append(f'<desc id="{chart_id}-d">{e(desc)}</desc>')
@@ -104,16 +109,18 @@ def svg_chart(chart_id: str, title_fr: str, title_en: str, unit: str,
                      f'y2="{ty:.1f}"/><text class="axis" x="{LEFT - 6}" y="{ty + 4:.1f}" '
                      f'text-anchor="end">{e(number(tick, 0 if step >= 1 else 1))}</text>')
         tick += step
-    # hour marks every 3 h, local time
+    # hour marks every 3 h (every hour on a short chart), local time
+    every = 3 if end - start > timedelta(hours=8) else 1
     local_start = start.astimezone(zone)
     mark = datetime.combine(local_start.date(), time(local_start.hour), zone)
-    mark += timedelta(hours=(3 - local_start.hour % 3) % 3 or (3 if mark < local_start else 0))
+    mark += timedelta(hours=(every - local_start.hour % every) % every
+                      or (every if mark < local_start else 0))  # fmt: skip
     while mark <= end:
         tx = x(mark)
         parts.append(f'<line class="grid" x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP}" '
                      f'y2="{TOP + ph}"/><text class="axis" x="{tx:.1f}" y="{H - 8}" '
                      f'text-anchor="middle">{hour(mark, zone)}</text>')
-        mark += timedelta(hours=3)
+        mark += timedelta(hours=every)
     if limit is not None and lo <= limit <= hi:
         parts.append(f'<line class="limit" x1="{LEFT}" x2="{W - RIGHT}" y1="{y(limit):.1f}" '
                      f'y2="{y(limit):.1f}"/>')
@@ -148,6 +155,21 @@ def svg_chart(chart_id: str, title_fr: str, title_en: str, unit: str,
                      f'text-anchor="middle">Aucune mesure sur 24 h · no data in 24 h</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def window(series: list[list[Sample]], start: datetime, end: datetime) -> datetime:
+    """Where a chart starts: at `start`, or a little before the first sample when the data
+    is younger (a bus started an hour ago), so that it is not squeezed into the last pixels."""
+    first = min((pts[0][0] for pts in series if pts), default=None)
+    if first is None:
+        return start
+    return max(start, min(first - timedelta(minutes=15), end - MIN_SPAN))
+
+
+def _span_fr(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    if end - start >= timedelta(hours=23, minutes=59):
+        return "24 h"
+    return f"depuis {hm(start, zone)} · since {hm(start, zone)}"
 
 
 def _describe(series: list[tuple[str, list[Sample]]], unit: str,

@@ -20,8 +20,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ground.board import Board
+from ground.maintenance import MaintenanceBook
+from ground.tournee import Tournee
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
+from ground.web.console.pages import console_pages
 from ground.web.fleet.export import (
     CSV_FIRST_DAY,
     CSV_LAST_DAY,
@@ -30,6 +33,13 @@ from ground.web.fleet.export import (
     fridge_log,
 )
 from ground.web.fleet.live_map import MapOut, live_map
+from ground.web.fleet.maintenance import (
+    STATE_EN,
+    STATE_FR,
+    interval_fr,
+    maintenance_router,
+    used_fr,
+)
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
@@ -45,19 +55,24 @@ REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays m
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
-                 auth: Auth | None = None,
-                 map_settings: MapSettings | None = None) -> APIRouter:
+                 auth: Auth | None = None, map_settings: MapSettings | None = None,
+                 tournee: Tournee | None = None,
+                 maintenance: MaintenanceBook | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock);
-    `map_settings` the live map's tiles (give create_app the same, for its CSP).
+    `map_settings` the live map's tiles (give create_app the same, for its CSP); with
+    `tournee`, the coordinator's console pages behind the same login (its API, in the
+    public schema, is `ground.web.console.api`, given to create_app); with `maintenance`,
+    each vehicle's maintenance reminders on its page, kept by the fleet managers.
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
-                                 severity_fr=SEVERITY_FR,
+                                 severity_fr=SEVERITY_FR, state_fr=STATE_FR, state_en=STATE_EN,
+                                 interval_fr=interval_fr, used_fr=used_fr,
                                  map_settings=map_settings or MapSettings())  # fmt: skip
     router = APIRouter(include_in_schema=False)  # private: not in the public /openapi.json
 
@@ -141,15 +156,17 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     def index(request: Request, session: Session = page_user) -> Response:
         vehicles = [dash.summary(v) for v in dash.names]
         return page(request, "fleet_index.html", session, vehicles=vehicles,
-                    dead_letters=dash.dead_letters(), set_aside=dash.set_aside())
+                    summary=dash.fleet_summary(vehicles), dead_letters=dash.dead_letters(),
+                    set_aside=dash.set_aside())  # fmt: skip
 
     @router.get("/vehicles/{vehicle}", response_class=HTMLResponse)
     def vehicle_page(request: Request, vehicle: str, session: Session = page_user) -> Response:
         if not known(vehicle):
             return not_found(request, session)
         today = dash.now().astimezone(dash.zone).date()
+        due = [] if maintenance is None else maintenance.due(vehicle)
         return page(request, "fleet_vehicle.html", session, v=dash.detail(vehicle),
-                    charts=dash.charts(vehicle), today=today,
+                    charts=dash.charts(vehicle), today=today, maintenance=due,
                     week_ago=today - timedelta(days=6))  # fmt: skip
 
     @router.get("/vehicles/{vehicle}/panel", response_class=HTMLResponse)
@@ -243,8 +260,10 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         return finish(request, response, session, touch=False)
 
     def snapshot() -> str:
-        vehicles = ",".join(dash.summary(v).model_dump_json() for v in dash.names)
-        return f'{{"vehicles":[{vehicles}]}}'
+        vehicles = [dash.summary(v) for v in dash.names]
+        listed = ",".join(v.model_dump_json() for v in vehicles)
+        summary = dash.fleet_summary(vehicles).model_dump_json()
+        return f'{{"vehicles":[{listed}],"summary":{summary}}}'
 
     def stream(cookie: str | None) -> AsyncIterator[str]:
         async def next_event() -> sse.Event:
@@ -260,4 +279,9 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         response = sse.response(stream(request.cookies.get(COOKIE)))
         return finish(request, response, session, touch=False)
 
+    if tournee is not None:
+        router.include_router(console_pages(tournee, guard, page))
+    if maintenance is not None:
+        router.include_router(maintenance_router(maintenance, alerts, guard, page,
+                                                 board.notify))  # fmt: skip
     return router

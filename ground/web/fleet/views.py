@@ -13,12 +13,12 @@ from typing import Any
 
 from babel.dates import format_timedelta
 
-from ground.alerts import limits
+from ground.alerts import threshold_rule
 from ground.board import Board
 from ground.eta import Forecast
 from ground.state import VehicleState
 from ground.views import VisitStatus, status_label_en, status_label_fr
-from ground.web.fleet.charts import Chart, svg_chart
+from ground.web.fleet.charts import Chart, svg_chart, window
 from ground.web.fleet.dtc import meaning
 from ground.web.fleet.models import (
     AlertOut,
@@ -75,9 +75,10 @@ class Dashboard:
         self.alerts = alerts
         self.clock = clock
         rules = [] if alerts is None else alerts.rules  # none: the default rules' limits
-        self.band = limits(rules, "fridge", "temp_c")  # °C, the cold chain
-        self.soc_low = limits(rules, "battery", "soc_pct")[0]
-        self.coolant_hot = limits(rules, "engine", "coolant_c")[1]
+        self.fridge_rule = threshold_rule(rules, "fridge", "temp_c")
+        self.band = self.fridge_rule.bounds()  # °C, the cold chain
+        self.soc_low = threshold_rule(rules, "battery", "soc_pct").bounds()[0]
+        self.coolant_hot = threshold_rule(rules, "engine", "coolant_c").bounds()[1]
         self.zone = board.fleet.zone
         self.names = {v.id: v.name for v in board.fleet.vehicles}
 
@@ -158,6 +159,23 @@ class Dashboard:
             last_value=a.last_value, unit=getattr(a, "unit", ""),  # ground.alerts' extras
             key=getattr(a, "key", ""),
         )  # fmt: skip
+
+    def fleet_summary(self, vehicles: list[VehicleOut]) -> Display:
+        """Which vehicles have an open alert, the worst first: the top of the fleet's page,
+        so that with several buses nobody scrolls to find the one in trouble."""
+        alerting = sorted((v for v in vehicles if v.alerts_open),
+                          key=lambda v: -SEVERITY_RANK.get(v.alerts_severity or "", 0))
+        n = len(vehicles)
+        if not alerting:
+            return Display(text=f"Aucune alerte ouverte sur {n} véhicule(s). · No open alert "
+                                f"on {n} vehicle(s).", state="ok")  # fmt: skip
+        said = ", ".join(f"{v.name} ({v.alerts_open} : "
+                         f"{SEVERITY_FR.get(v.alerts_severity or '', v.alerts_severity)})"
+                         for v in alerting)  # fmt: skip
+        worst = SEVERITY_RANK.get(alerting[0].alerts_severity or "", 0)
+        return Display(text=f"Alertes ouvertes sur {len(alerting)} véhicule(s) sur {n} : "
+                            f"{said}. · Open alerts on {len(alerting)} of {n} vehicle(s).",
+                       state="bad" if worst >= 3 else "warn")  # fmt: skip
 
     def dead_letters(self) -> Display:
         """What the ground set aside of what the buses sent, for the fleet's page."""
@@ -255,7 +273,8 @@ class Dashboard:
             alerts_open=len(opened), alerts_severity=worst,
             generated_at=self.local(now),
         )  # fmt: skip
-        fields["display"] = self._display(fields, s, now)
+        fridge_open = any(a.rule == self.fridge_rule.id for a in opened)
+        fields["display"] = self._display(fields, s, now, fridge_open)
         return fields
 
     # -- the texts of the tiles ---------------------------------------------------------
@@ -263,7 +282,8 @@ class Dashboard:
     def _old(self, m: Measure, now: datetime) -> bool:
         return m.ts is not None and now - m.ts > OLD_READING
 
-    def _display(self, f: dict[str, Any], s: VehicleState, now: datetime) -> dict[str, Display]:
+    def _display(self, f: dict[str, Any], s: VehicleState, now: datetime,
+                 fridge_open: bool) -> dict[str, Display]:
         d: dict[str, Display] = {}
         presence = f["presence"]
         text = f"{PRESENCE_FR[presence]} · {PRESENCE_EN[presence]}"
@@ -286,13 +306,8 @@ class Dashboard:
                         f"{hm(stop.arrive, self.zone)} "
                         f"(prévue {hm(stop.planned_arrive, self.zone)})")
             d["stop"] = Display(text=text, state="ok")
-            if stop.delay_min >= 5:
-                d["delay"] = Display(text=f"retard de {stop.delay_min} min · "
-                                          f"{stop.delay_min} min late",
-                                     state="bad" if stop.delay_min >= 15 else "warn")
-            else:
-                d["delay"] = Display(text="à l'heure · on time", state="ok")
-        d["fridge"] = self._fridge(f["fridge"], now)
+            d["delay"] = self._delay(stop)
+        d["fridge"] = self._fridge(f["fridge"], now, fridge_open)
         d["battery"] = self._battery(f["battery"], now)
         d["fuel"] = self._level(f["engine"]["fuel_pct"], now, "%", 0, FUEL_LOW, FUEL_WARN)
         d["engine"] = self._engine(f["engine"], now)
@@ -310,6 +325,20 @@ class Dashboard:
         d["updated"] = Display(text=f"mis à jour à {hms(now, self.zone)}",
                                state="ok")
         return d
+
+    def _delay(self, stop: StopNow) -> Display:
+        """Late on the way is the manager's business (amber, red); once the bus is there,
+        how late it came is history, said plainly (the next stops have their own ETAs)."""
+        late = stop.delay_min
+        if stop.at_stop:
+            if late < 5:
+                return Display(text="arrivé à l'heure · arrived on time", state="ok")
+            return Display(text=f"arrivé avec {late} min de retard, en consultation · arrived "
+                                f"{late} min late, consulting", state="ok")  # fmt: skip
+        if late >= 5:
+            return Display(text=f"retard de {late} min · {late} min late",
+                           state="bad" if late >= 15 else "warn")
+        return Display(text="à l'heure · on time", state="ok")
 
     def _where(self, f: dict[str, Any], s: VehicleState, now: datetime) -> Display:
         stop: StopNow | None = f["stop"]
@@ -332,7 +361,7 @@ class Dashboard:
     def _flag(self, m: Measure) -> str:
         return FLAG_FR.get(m.flag or "", m.flag or "pas de mesure · no reading")
 
-    def _fridge(self, probes: list[ProbeOut], now: datetime) -> Display:
+    def _fridge(self, probes: list[ProbeOut], now: datetime, alert_open: bool) -> Display:
         lo, hi = self.band
         band = f"plage {number(lo, 0)}–{number(hi, 0)} °C"
         parts, states = [], []
@@ -353,7 +382,18 @@ class Dashboard:
         if state == "old":
             ts = max(p.ts for p in probes if p.ts is not None)
             parts.append(f"il y a {age(ts, now)}")
-        return Display(text=" · ".join(parts) + f" — {band}", state=state)
+        text = " · ".join(parts) + f" — {band}"
+        if alert_open and state in ("ok", "old"):
+            # Back in the band, the alert still open: the rule's hysteresis, said, so that a
+            # green tile beside "1 open alert (critical)" is not a contradiction.
+            rule = self.fridge_rule
+            clo, chi = rule.clear_bounds()
+            minutes = number(rule.clear_for_s / 60, 0)
+            text += (f" — alerte encore ouverte : elle se ferme après {minutes} min entre "
+                     f"{number(clo)} et {number(chi)} °C · alert still open: it closes after "
+                     f"{minutes} min between {number(clo)} and {number(chi)} °C")  # fmt: skip
+            state = "warn"
+        return Display(text=text, state=state)
 
     def _level(self, m: Measure, now: datetime, unit: str, digits: int, low: float,
                warn: float) -> Display:
@@ -401,6 +441,7 @@ class Dashboard:
         fridge = [(q, self.store.series(vehicle, "fridge", q, start)) for q in self.probes(s)]
         soc = [("soc_pct", self.store.series(vehicle, "battery", "soc_pct", start))]
         coolant = [("coolant_c", self.store.series(vehicle, "engine", "coolant_c", start))]
+        start = window([pts for _, pts in (*fridge, *soc, *coolant)], start, end)
         lo, hi = self.band
         charts = [
             ("chart-fridge", "Température du réfrigérateur", "Fridge temperature", "°C", fridge,

@@ -1,5 +1,6 @@
 /* Médicobus fleet dashboard: live without reloading, through Server-Sent Events.
-   The server sends every vehicle's tiles already worded (display: {field: {text, state}}):
+   The server sends every vehicle's tiles already worded (display: {field: {text, state}})
+   and the fleet's summary line (summary: {text, state}):
    this script only puts them in place, and on a vehicle's page fetches its charts, alerts
    and codes again (at most every 15 s). No library, nothing from outside. */
 (function () {
@@ -26,6 +27,11 @@
         });
       });
     });
+    var summary = document.getElementById("fleet-summary");
+    if (summary && data.summary) {
+      if (summary.textContent !== data.summary.text) { summary.textContent = data.summary.text; }
+      summary.className = "summary tile-" + data.summary.state;
+    }
     if (data.vehicles.length) {
       document.querySelectorAll('[data-v="*"][data-f="updated"]').forEach(function (el) {
         el.textContent = data.vehicles[0].display.updated.text;

@@ -1,0 +1,99 @@
+"""Progress inferred from the positions when the bus's geofence says nothing: the simulated
+Monday (Nocé, Bellême, Pervenchères) driven with the real geofence and report policy on
+the bus (bench/eta_accuracy.bus_messages), the ground's live state and forecast on what
+they sent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench.eta_accuracy import DEPOT, bus_messages
+from ground.eta import Forecast, TravelModel, forecast_day
+from ground.state import LiveState
+from ground.store import Message
+from ground.views import VisitStatus
+from medicobus import contract
+from onboard.telemetry.simulated import Conditions, Tournee
+from tests.harness import VEHICLE
+from tests.test_eta import BELLEME, NOCE, PERV, PLAN
+from tests.test_eta import pos as position
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def day(tmp: Path, **conditions: object) -> tuple[Tournee, list[Message]]:
+    tournee = Tournee.build(PLAN, DEPOT, seed=5, conditions=Conditions(**conditions))  # type: ignore[arg-type]
+    positions, events = bus_messages(PLAN, tournee, tmp / "plan.db")
+    return tournee, sorted([*positions, *events], key=lambda m: m.ts)
+
+
+def forecast_at(messages: list[Message], now: datetime) -> list[Forecast]:
+    state = LiveState()
+    for m in messages:
+        if m.ts <= now:
+            state.apply(m, m.ts)  # type: ignore[arg-type]
+    return forecast_day(PLAN.visits, state.get(VEHICLE), now, TravelModel())
+
+
+def arrivals(messages: list[Message]) -> set[str]:
+    return {m.visit for m in messages if isinstance(m, contract.VisitEvent)
+            and m.event == "arrival"}
+
+
+def test_parked_200_m_from_the_stop_is_there_and_leaves(tmp_path: Path) -> None:
+    tournee, sent = day(tmp_path, park_off_m={NOCE.visit: (0.0, 200.0)})
+    assert NOCE.visit not in arrivals(sent)  # outside the fence: the bus never says
+    noce, belleme = tournee.stops[0], tournee.stops[1]
+    f = forecast_at(sent, noce.arrive + timedelta(minutes=40))
+    assert f[0].status is VisitStatus.CONSULTING and f[0].inferred
+    assert f[0].arrived_at is not None
+    assert abs((f[0].arrived_at - noce.arrive).total_seconds()) < 60
+    # Gone: on the road to Bellême, whose ETA is aimed at it, not at Nocé.
+    f = forecast_at(sent, noce.depart + timedelta(minutes=4))
+    assert f[0].status is VisitStatus.DEPARTED and f[0].departed_at is not None
+    assert abs((f[0].departed_at - noce.depart).total_seconds()) < 60
+    assert f[1].status in (VisitStatus.EN_ROUTE, VisitStatus.PLANNED)
+    assert abs((f[1].arrive - belleme.arrive).total_seconds()) < 5 * 60
+
+
+def test_a_skipped_stop_is_given_up_on_the_way_to_the_next(tmp_path: Path) -> None:
+    tournee, sent = day(tmp_path, skipped=frozenset({BELLEME.visit}))
+    noce, perv = tournee.stops
+    drive = next(d for d in tournee.drives if d.start == noce.depart)
+    f = forecast_at(sent, drive.start + timedelta(seconds=0.7 * drive.duration_s))
+    assert f[1].status is VisitStatus.UNCONFIRMED and f[1].inferred  # before Pervenchères
+    assert f[2].status is not VisitStatus.UNCONFIRMED
+    assert f[2].arrive <= max(PERV.arrive, perv.arrive + timedelta(minutes=3))
+
+
+def test_driving_past_a_stop_without_stopping(tmp_path: Path) -> None:
+    tournee, sent = day(tmp_path, passed=frozenset({BELLEME.visit}))
+    assert BELLEME.visit not in arrivals(sent)
+    through = tournee.drives[2]  # Bellême to Pervenchères, straight after driving in
+    f = forecast_at(sent, through.start + timedelta(minutes=3))
+    assert f[1].status is VisitStatus.UNCONFIRMED and f[1].arrived_at is None
+    assert f[2].status in (VisitStatus.EN_ROUTE, VisitStatus.PLANNED)
+
+
+def test_gps_lost_across_an_arrival_outside_the_fence(tmp_path: Path) -> None:
+    tournee, sent = day(tmp_path, park_off_m={BELLEME.visit: (-180.0, 0.0)},
+                        lost_at_arrival={BELLEME.visit: (120.0, 400.0)})
+    belleme = tournee.stops[1]
+    f = forecast_at(sent, belleme.arrive + timedelta(minutes=20))
+    assert f[1].status is VisitStatus.CONSULTING and f[1].inferred
+    assert f[1].arrived_at is not None  # dated from the last fix's speed, not the return
+    assert abs((f[1].arrived_at - belleme.arrive).total_seconds()) < 90
+
+
+def test_a_bus_stopped_briefly_near_a_stop_is_not_there() -> None:
+    state = LiveState()
+    start = NOCE.arrive - timedelta(minutes=20)
+    for i, speed in enumerate([12.0, 0.0, 0.0, 12.0]):  # a minute at a junction, 300 m off
+        t = start + timedelta(minutes=i * 0.5)
+        state.apply(position(t, NOCE.lat + 0.0027, NOCE.lon, speed), t)
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), start + timedelta(minutes=5),
+                     TravelModel())
+    assert f[0].arrived_at is None and f[0].status is not VisitStatus.UNCONFIRMED
