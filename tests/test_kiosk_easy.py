@@ -11,7 +11,7 @@ import pytest
 
 from onboard.kiosk import i18n, voice
 from onboard.kiosk.screens.ticket import TicketScreen
-from onboard.kiosk.widgets import PICTOGRAMS, Say, Title
+from onboard.kiosk.widgets import _HUGE, PICTOGRAMS, Say, Title, huge
 from tests.test_kiosk_flows import SIZE, make_kiosk, screen_name
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +79,15 @@ async def test_the_ticket_is_said_aloud_by_touch_alone(tmp_path: Path) -> None:
         assert seconds > 2.0, "espeak-ng said next to nothing"
     finally:
         kiosk.queue.close()
+
+
+def test_the_number_is_seven_cells_high() -> None:
+    rows = huge(12).splitlines()
+    assert len(rows) == 7 and all(len(r) == len(rows[0]) for r in rows)
+    assert {*"".join(rows)} == {"█", " "}
+    # 1 then 2, side by side: the left glyph is the 1's, the right one the 2's
+    assert [r[:5] for r in rows] == [g.replace("#", "█") for g in _HUGE["1"]]
+    assert [r[7:] for r in rows] == [g.replace("#", "█") for g in _HUGE["2"]]
 
 
 def test_a_voice_that_fails_is_logged_not_raised(tmp_path: Path) -> None:

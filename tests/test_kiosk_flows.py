@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Digits, Input
+from textual.widgets import Button, DataTable, Input
 
 from medicobus import contract
 from onboard.config import KioskSettings
@@ -21,7 +21,7 @@ from onboard.kiosk.matching import AppointmentBook
 from onboard.kiosk.printer import TicketPrinter
 from onboard.kiosk.queue import PatientQueue
 from onboard.kiosk.session import wait_minutes
-from onboard.kiosk.widgets import CallBanner, Problem, Say, Title
+from onboard.kiosk.widgets import CallBanner, HugeNumber, Problem, Say, Title
 from onboard.outbox import Outbox
 from tests.clocks import ManualClock
 
@@ -158,7 +158,7 @@ async def test_appointment_by_name_and_birth_date(kiosk: Kiosk) -> None:
         assert screen_name(app) == "TicketScreen"
         ticket = kiosk.queue.tickets()[0]
         assert (ticket.number, ticket.kind, ticket.appointment) == (1, "appointment", "RDV-1001")
-        assert str(app.screen.query_one("#number Digits", Digits).value) == "1"
+        assert app.screen.query_one("#number HugeNumber", HugeNumber).value == "1"
         await pilot.click("#done")
         await pilot.pause()
         assert screen_name(app) == "WelcomeScreen"
