@@ -154,6 +154,19 @@ def demo_bookings(plan: contract.Plan) -> list[Booking]:
     return bookings
 
 
+def kiosk_config(settings: OnboardSettings, ground_url: str, printer: Path,
+                 display_port: int) -> str:
+    """The demo bus's onboard.toml for its kiosk and waiting-room screen: its tickets'
+    QR codes open the demo's ground, its printer writes into `printer`."""
+    return (  # JSON strings are valid TOML basic strings
+        f"vehicle = {json.dumps(settings.vehicle)}\n"
+        f"data_dir = {json.dumps(str(settings.data_dir))}\n"
+        f"[kiosk]\nkey_file = {json.dumps(str(settings.kiosk.key_file))}\n"
+        f"follow_url = {json.dumps(ground_url)}\n"
+        f"[printer]\nkind = \"file\"\nport = {json.dumps(str(printer))}\n"
+        f"[display]\nhost = \"127.0.0.1\"\nport = {display_port}\nspeech = true\n")
+
+
 def _serve_kiosk(settings: OnboardSettings, clock: AcceleratedClock, workdir: Path,
                  stack: contextlib.ExitStack, port: int,
                  ground_url: str) -> tuple[int, Path, str]:  # fmt: skip
@@ -163,15 +176,7 @@ def _serve_kiosk(settings: OnboardSettings, clock: AcceleratedClock, workdir: Pa
     config = workdir / "onboard.toml"
     printer = settings.data_dir / "ticket-printer.bin"
     display = free_port()
-    config.write_text(  # JSON strings are valid TOML basic strings
-        f"vehicle = {json.dumps(settings.vehicle)}\n"
-        f"data_dir = {json.dumps(str(settings.data_dir))}\n"
-        f"[kiosk]\nkey_file = {json.dumps(str(settings.kiosk.key_file))}\n"
-        f"follow_url = {json.dumps(ground_url)}\n"
-        f"[printer]\nkind = \"file\"\nport = {json.dumps(str(printer))}\n"
-        f"[display]\nhost = \"127.0.0.1\"\nport = {display}\nspeech = true\n",
-        encoding="utf-8",
-    )
+    config.write_text(kiosk_config(settings, ground_url, printer, display), encoding="utf-8")
     port = port if _port_free(port) else free_port()
     env = {**os.environ, CLOCK_ENV: clock.to_env()}
     for name, command in (

@@ -12,13 +12,20 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from onboard.config import PrinterSettings
+from medicobus import contract
+from medicobus.demo import kiosk_config
+from onboard.config import KioskSettings, OnboardSettings, PrinterSettings, load_onboard
 from onboard.kiosk import i18n
+from onboard.kiosk.app import build_app
 from onboard.kiosk.printer import NUMBER_SIZE, PrinterState, Slip, TicketPrinter
 from onboard.kiosk.widgets import Problem, Say
+from onboard.plan import PlanStore
+from tests.clocks import ManualClock
 from tests.escpos_peer import PtyPrinter, decode
 from tests.test_kiosk_flows import (
+    NOW,
     SIZE,
+    VISIT,
     Kiosk,
     enter_staff,
     make_kiosk,
@@ -228,3 +235,32 @@ def test_printer_settings_need_their_device() -> None:
         with pytest.raises(ValueError):
             PrinterSettings(**bad)  # type: ignore[arg-type]
     assert not TicketPrinter(PrinterSettings()).configured
+
+
+async def test_the_demo_kiosk_prints_a_decodable_ticket(tmp_path: Path) -> None:
+    """The demo's bus, as `medicobus demo` configures it: a walk-in's ticket is printed
+    into the file it names, with the QR code of the phone page on the demo's ground."""
+    key = tmp_path / "checkin.key"
+    key.write_text("demo-key")
+    bus = OnboardSettings(vehicle="perche-1", data_dir=tmp_path / "bus",
+                          kiosk=KioskSettings(key_file=key))
+    paper = bus.data_dir / "ticket-printer.bin"
+    config = tmp_path / "onboard.toml"
+    config.write_text(kiosk_config(bus, "http://127.0.0.1:8080", paper, 8099))
+    settings = load_onboard(config)
+    assert settings.display.port == 8099 and settings.display.speech
+    clock = ManualClock(NOW)
+    PlanStore(settings.data_dir / "plan.db").save(contract.Plan(
+        vehicle="perche-1", ts=NOW, day=NOW.date(), visits=[VISIT]))
+    app = build_app(settings, clock, visit_poll_s=0.1)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await walk_in_second(pilot)
+            await printed(pilot)
+        [ticket] = app.queue.tickets()
+        slip = decode(paper.read_bytes())
+        assert [line.text for line in slip.lines if line.width == NUMBER_SIZE] == ["1"]
+        assert slip.qr == [f"http://127.0.0.1:8080/t/{ticket.token}"] and slip.cuts == 1
+    finally:
+        app.queue.close()
+        i18n.set_language(i18n.DEFAULT_LANGUAGE)
