@@ -20,11 +20,12 @@ from ground.eta import TravelModel
 from ground.fleet import Fleet, load_fleet, planned_arrivals
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
-from ground.maintenance import DEFAULT_ITEMS, MaintenanceBook, MaintenanceItem
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.reports.mailing import MonthlyMail
+from ground.reports.make import Reporter, ReportSettings
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
@@ -64,7 +65,7 @@ class GroundSettings(BaseModel):
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
     kit: KitSettings = KitSettings()  # the mairies' kit: poster, embeddable block (issue 13)
-    maintenance: list[MaintenanceItem] = DEFAULT_ITEMS  # reminders: oil, contrôle technique…
+    reports: ReportSettings = ReportSettings()  # the funders' reports: operator, logo
 
 
 def load_ground(path: Path | str) -> GroundSettings:
@@ -73,6 +74,8 @@ def load_ground(path: Path | str) -> GroundSettings:
         value = getattr(settings, name)
         if not value.is_absolute():
             setattr(settings, name, (Path(path).parent / value).resolve())
+    if settings.reports.logo is not None and not settings.reports.logo.is_absolute():
+        settings.reports.logo = (Path(path).parent / settings.reports.logo).resolve()
     return settings
 
 
@@ -91,12 +94,9 @@ class GroundService:
                            stale_after=timedelta(seconds=settings.stale_after_s))
         n = settings.notify
         self.notifier = Notifier(n) if (n.webhooks or n.email) else None
-        self.maintenance = MaintenanceBook(settings.maintenance, self.fleet, self.store,
-                                           settings.database, clock)  # fmt: skip
         self.alerts = AlertEngine(settings.alerts, AlertStorage(settings.database),
                                   self.state, self.fleet, clock, self.notifier,
-                                  stale_after=timedelta(seconds=settings.stale_after_s),
-                                  maintenance=self.maintenance.due)  # fmt: skip
+                                  stale_after=timedelta(seconds=settings.stale_after_s))
         self.influx = (InfluxExporter(settings.influxdb, self.store, clock)
                        if settings.influxdb else None)  # fmt: skip
         self.pipeline = Pipeline(self.store, self.state, {v.id for v in self.fleet.vehicles},
@@ -107,11 +107,16 @@ class GroundService:
                              on_connected=self._publish_plans)
         self.plans = PlanPublisher(self.fleet, self.ingest.client)
         auth = Auth(settings.dashboard)  # one login for the dashboard and the console
+        self.reporter = Reporter(lambda: self.fleet, self.store, settings.alerts,
+                                 settings.reports, clock)
+        mail = settings.reports.email
+        self.monthly = (MonthlyMail(mail, self.reporter, settings.database, clock)
+                        if mail else None)  # fmt: skip
         self.app = create_app(
             self.board, http=settings.http, map_settings=settings.map, kit=settings.kit,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
                                auth=auth, map_settings=settings.map, tournee=self.tournee,
-                               maintenance=self.maintenance),
+                               reporter=self.reporter),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
@@ -139,7 +144,7 @@ class GroundService:
         # service: out of the garbage collector's full passes, which otherwise pause every
         # thread for longer the bigger the fleet.
         gc.freeze()
-        for part in (self.notifier, self.influx, self.mairies):
+        for part in (self.notifier, self.influx, self.mairies, self.monthly):
             if part is not None:
                 part.start()
         self.ingest.start()
@@ -159,11 +164,10 @@ class GroundService:
         self.ingest.stop()
         for t in self._threads:
             t.join(timeout=10)
-        for part in (self.influx, self.notifier, self.mairies):
+        for part in (self.influx, self.notifier, self.mairies, self.monthly):
             if part is not None:
                 part.stop()
         self.alerts.close()
-        self.maintenance.close()
         self.tournee.close()
         self.store.close()
 
@@ -198,6 +202,11 @@ class GroundService:
                     purged_on = self.board.today()
                 except sqlite3.Error:  # locked, disk: tried again at the next turn
                     log.exception("dead letters could not be purged")
+            if self.monthly is not None:  # last month's report, on its day
+                try:
+                    self.monthly.check()
+                except sqlite3.Error:  # locked, disk: tried again at the next turn
+                    log.exception("the monthly report could not be queued")
             if self.ingest.connected.is_set():
                 today = self.board.today()
                 if self.plans.published_for != today:  # a new day: yesterday's bookings go

@@ -391,6 +391,29 @@ class Store:
         return found
 
     @_locked
+    def visit_tickets(self, visits: Sequence[str]
+                      ) -> dict[tuple[str, str], list[tuple[datetime, int, str | None, str]]]:
+        """Per (vehicle, visit): its ticket events by time (time, ticket, appointment,
+        event), for the visits a bus of before sent no summary of."""
+        found: dict[tuple[str, str], list[tuple[datetime, int, str | None, str]]] = {}
+        for vehicle, visit, ts, ticket, appointment, event in self.db.execute(
+                "SELECT vehicle, visit, ts, ticket, appointment, event FROM tickets "
+                "WHERE visit IN (SELECT value FROM json_each(?)) ORDER BY ts",
+                [json.dumps(list(visits))]):
+            found.setdefault((vehicle, visit), []).append(
+                (datetime.fromisoformat(ts), ticket, appointment, event))
+        return found
+
+    @_locked
+    def last_queues(self, visits: Sequence[str]) -> dict[tuple[str, str], tuple[datetime, int]]:
+        """Per (vehicle, visit): its last queue state's time and bookings not checked in."""
+        rows = self.db.execute(
+            "SELECT vehicle, visit, MAX(ts), booked_remaining FROM queue_states "
+            "WHERE visit IN (SELECT value FROM json_each(?)) GROUP BY vehicle, visit",
+            [json.dumps(list(visits))])  # fmt: skip
+        return {(v, visit): (datetime.fromisoformat(ts), n) for v, visit, ts, n in rows}
+
+    @_locked
     def positions_between(self, vehicle: str, since: datetime, until: datetime
                           ) -> list[tuple[str, float, float, float | None, float | None]]:
         """The vehicle's positions from `since` to before `until`, by time: (UTC time as

@@ -20,6 +20,8 @@ Médicobus: onboard telemetry and ground service for mobile medical centres.
   medicobus kiosk --config FILE     the patients' check-in kiosk on the bus (touchscreen)
   medicobus display --config FILE   the waiting room's screen, served on the bus's network
   medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
+  medicobus ground report --month 2026-11 --format pdf --out rapport.pdf
+                                    the funders' activity report (PDF, XLSX, CSV)
 """
 
 
@@ -105,11 +107,39 @@ def main(argv: list[str] | None = None) -> int:
     ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
                         "the day, YYYY-MM-DD (default: today)")
 
+    ground_sub = ground.add_subparsers(dest="ground_command", metavar="report")
+    report = ground_sub.add_parser(
+        "report", help="the funders' activity report of a month or a range of days",
+        description="Rapport d'activité par commune et par véhicule (visites, patients, "
+        "attentes, km, chaîne du froid), from the ground's database: PDF in French, XLSX, "
+        "or CSV (a ZIP, one file per table). Counts of fewer than [reports] min_count "
+        "patients are written \"< 5\" (docs/privacy.md).",
+    )  # fmt: skip
+    when = report.add_mutually_exclusive_group(required=True)
+    when.add_argument("--month", metavar="YYYY-MM", help="the month, e.g. 2026-11")
+    when.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="the first day of a range (with --to)")
+    report.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                        help="the last day of the range (inclusive)")
+    report.add_argument("--format", choices=["pdf", "xlsx", "csv"], default="pdf",
+                        help="pdf (default), xlsx, or csv (a ZIP of one CSV per table)")
+    report.add_argument("--out", type=Path, help="the file to write (default: "
+                        "rapport-activite-<month>.<format> here)")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--config", dest="report_config", type=Path, metavar="FILE",
+                        default=Path("/etc/medicobus/ground.toml"),
+                        help="ground TOML file (default: /etc/medicobus/ground.toml)")
+    source.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="the data a demo left behind (its --data-dir), with the demo's "
+                        "fleet")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # WeasyPrint (the reports' PDF) logs each step of its work at INFO, from its import on.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
     try:
         if args.command == "demo":
             from medicobus.demo import run_demo
@@ -122,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_kiosk(args.config)
         if args.command == "display":
             return _run_display(args.config)
+        if args.ground_command == "report":
+            return _report(args)
         if args.fleet is not None:
             if not args.check:
                 parser.error("--fleet ne va qu'avec --check / --fleet goes with --check")
@@ -219,6 +251,50 @@ def _export_tournee(config: Path, out: Path) -> int:
         print(f"medicobus: cannot write {out}: {exc}", file=sys.stderr)
         return 2
     print(f"{out}: the tournée of {settings.fleet} with {changes} change(s) from the console")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ground.fleet import load_fleet
+    from ground.reports.activity import Period
+    from ground.reports.make import Reporter
+    from ground.service import GroundSettings, load_ground
+    from ground.store import Store
+    from ground.tournee import Tournee
+    from medicobus.clock import SystemClock
+    from medicobus.demo import FLEET_FILE
+
+    if args.data_dir is not None:
+        settings = GroundSettings(fleet=FLEET_FILE, database=args.data_dir / "ground.db")
+    else:
+        settings = load_ground(args.report_config)
+    if not settings.database.is_file():  # opening it would make an empty one
+        print(f"medicobus: no ground database at {settings.database}", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    tournee = Tournee(load_fleet(settings.fleet), settings.database, clock)
+    store = Store(settings.database, clock)
+    try:
+        zone = tournee.fleet.zone
+        if args.month is not None:
+            period = Period.month(args.month, zone)
+        elif args.last is None:
+            raise ValueError("--from needs --to / --from va avec --to")
+        else:
+            period = Period(args.first, args.last, zone)
+        made = Reporter(lambda: tournee.fleet, store, settings.alerts, settings.reports,
+                        clock).make(period, args.format)
+        out = args.out or Path(made.name)
+        out.write_bytes(made.content)
+    except (ValueError, OSError) as exc:
+        print(f"medicobus: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+        tournee.close()
+    t = made.report.total
+    print(f"{out}: {t.planned} visites prévues, {t.held} tenues, {t.cancelled} annulées / "
+          f"{t.planned} visits planned, {t.held} held, {t.cancelled} cancelled")
     return 0
 
 

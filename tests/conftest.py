@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from ground.fleet import load_fleet
 from ground.service import GroundService
 from tests.brokers import Mosquitto
 from tests.console import console_ground
+from tests.harness import FLEET
 from tests.receivers import Inbox, make_certificate, serve_smtp
 from tests.simulated_month import Month, november_month
 from tests.test_web_browser import ARGS, CHROMIUM
@@ -55,5 +57,14 @@ def november(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
     """November 2026 simulated and fed to a real store (tests/simulated_month.py): read
     only, shared by the report's tests."""
     month = november_month(tmp_path_factory.mktemp("november"))
+    yield month
+    month.close()
+
+
+@pytest.fixture(scope="session")
+def october(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
+    """October 2026 (the clock change) on the demo's fleet, in a directory laid out as a
+    demo leaves its data (`ground.db`): read only."""
+    month = Month(tmp_path_factory.mktemp("october"), "2026-10", load_fleet(FLEET))
     yield month
     month.close()

@@ -31,6 +31,17 @@ LIVE_EVERY_S = 0.25
 STRETCHES = {"hour": (field_day.drive_hour, 1, 1), "day": (field_day.whole_day, 30, 600)}
 
 
+_SAYING = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line to the test: print() from two threads may interleave a line's text
+    and its newline, which the test would read as a blank line and a line run together."""
+    with _SAYING:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def main(data_dir: str, host: str, port: str, stretch: str, speed: str) -> None:
     window, moving_every_s, parked_every_s = STRETCHES[stretch]
     start, end = window()
@@ -51,15 +62,15 @@ def main(data_dir: str, host: str, port: str, stretch: str, speed: str) -> None:
             if stop.wait(max(0.0, due - time.monotonic())):
                 break
         outbox.put(message)
-    print(f"fed {len(messages)}", flush=True)
+    say(f"fed {len(messages)}")
 
     n = 0
     while stretch == "day" and not parked.is_set() and not stop.wait(LIVE_EVERY_S):
         live = field_day.live_position(n, end)
         outbox.put(live)
-        print(f"live {live.id}", flush=True)
+        say(f"live {live.id}")
         n += 1
-    print(f"parked after {n} live positions", flush=True)
+    say(f"parked after {n} live positions")
     stop.wait()
     link.stop()
     outbox.close()
@@ -67,7 +78,7 @@ def main(data_dir: str, host: str, port: str, stretch: str, speed: str) -> None:
 
 def _report(outbox: Outbox, link: Link, stop: threading.Event) -> None:
     while not stop.wait(0.5):
-        print(f"left {outbox.count()} {int(link.connected.is_set())}", flush=True)
+        say(f"left {outbox.count()} {int(link.connected.is_set())}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class Truth:
     outside: dict[str, timedelta] = field(default_factory=lambda: defaultdict(timedelta))
     unknown: dict[str, timedelta] = field(default_factory=lambda: defaultdict(timedelta))
     excursions: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    drives: list[tuple[str, datetime, datetime, float]] = field(default_factory=list)  # metres
 
 
 class SimulatedMonth:
@@ -103,6 +104,7 @@ class SimulatedMonth:
         self._fix(vehicle, arrive, *to, 0.0)  # stopped
         self.truth.km[vehicle] += metres / 1000
         self.truth.driving[vehicle] += steps * STEP
+        self.truth.drives.append((vehicle, start, arrive, metres))
         return start
 
     def _park(self, vehicle: str, where: tuple[float, float], since: datetime,
@@ -224,6 +226,7 @@ class Month:
 
     def __init__(self, tmp: Path, month: str, fleet: Fleet, cancel: str | None = None,
                  joined: dict[str, date] | None = None) -> None:
+        self.dir = tmp
         period = Period.month(month, PARIS)
         clock = ManualClock(period.start - timedelta(days=10))  # the console, before it
         self.tournee = Tournee(fleet, tmp / "ground.db", clock)

@@ -1,29 +1,27 @@
 """The funders' activity report against a simulated month's ground truth: November 2026
 with a cancellation made in the console, a public holiday and a second bus that comes into
-service mid-month; October 2026 across the clock change; a month with no data at all."""
+service mid-month; October 2026 across the clock change; a month with no data at all; a
+visit of a bus of before the visit summaries."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ground.fleet import load_fleet, visits_on
+from ground.pipeline import Arrived, Pipeline
 from ground.reports.activity import Activity, Period, activity_report
 from ground.reports.tables import Hidden, report_tables
+from ground.state import LiveState
+from ground.store import Store
+from medicobus import contract
 from tests.harness import FLEET
 from tests.simulated_month import BAND, PARIS, Month
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def october(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
-    month = Month(tmp_path_factory.mktemp("october"), "2026-10", load_fleet(FLEET))
-    yield month
-    month.close()
 
 
 def expected(month: Month, keep: object) -> Activity:
@@ -185,3 +183,46 @@ def test_small_counts_are_hidden(november: Month) -> None:
         if isinstance(by_key["booked"], Hidden):
             assert by_key["no_show_rate"] in (Hidden(20), None)
     assert any(0 < w < 20 for w in shown["communes"].column("walk_in"))  # type: ignore[operator]
+
+
+def test_a_bus_of_before_is_summed_up_from_its_ticket_events(tmp_path: Path) -> None:
+    """No summary (a kiosk of before December 2026): the ticket events and the last queue
+    state, through the real pipeline and store, give the visit's figures."""
+    fleet = load_fleet(FLEET)
+    store = Store(tmp_path / "ground.db")
+    visit, t0 = "2026-11-02/noce/am", datetime(2026, 11, 2, 8, 40, tzinfo=PARIS)
+
+    def at(minutes: float) -> datetime:
+        return t0 + timedelta(minutes=minutes)
+
+    messages: list[contract.VisitEvent | contract.TicketEvent | contract.QueueState] = [
+        contract.VisitEvent(vehicle="perche-1", ts=at(0), event="arrival", visit=visit,
+                            stop="noce", lat=48.3838, lon=0.6783)]
+    for minutes, ticket, appointment, event in [
+            (1, 1, "RDV-1", "checked_in"), (2, 2, None, "checked_in"),
+            (3, 3, "RDV-2", "checked_in"), (10, 1, "RDV-1", "called"),
+            (25, 1, "RDV-1", "seen"), (26, 2, None, "called"), (40, 2, None, "seen"),
+            (41, 3, "RDV-2", "called"), (45, 3, "RDV-2", "absent")]:  # fmt: skip
+        messages.append(contract.TicketEvent(vehicle="perche-1", ts=at(minutes), visit=visit,
+                                             ticket=ticket, appointment=appointment,
+                                             event=event))  # type: ignore[arg-type]
+    messages.append(contract.QueueState(vehicle="perche-1", ts=at(46), visit=visit,
+                                        open=False, waiting=0, booked_remaining=2,
+                                        consult_min=15.0, wait_min=0))
+    # At Bellême the geofence missed the arrival, but the kiosk checked a patient in.
+    messages += [contract.TicketEvent(vehicle="perche-1", ts=at(150 + m), ticket=1,
+                                      visit="2026-11-02/belleme/am", event=event)
+                 for m, event in ((0, "checked_in"), (5, "called"), (20, "seen"))]
+    Pipeline(store, LiveState(), {"perche-1"}).run(
+        [Arrived(contract.topic("perche-1", contract.Channel(m.kind)), m.to_json(), m.ts)
+         for m in messages])
+    report = activity_report(fleet, store, Period(date(2026, 11, 2), date(2026, 11, 2),
+                                                  PARIS), BAND)
+    noce = next(c.activity for c in report.communes if c.commune == "Nocé")
+    assert (noce.held, noce.unsummed, noce.booked, noce.checked_in_name, noce.walk_in,
+            noce.seen, noce.absent, noce.no_show) == (1, 0, 4, 2, 1, 2, 1, 2)
+    assert sorted(noce.waits_s) == [9 * 60, 24 * 60, 38 * 60]
+    belleme = next(c.activity for c in report.communes if c.commune == "Bellême")
+    assert (belleme.held, belleme.not_held, belleme.walk_in, belleme.seen) == (1, 0, 1, 1)
+    assert belleme.delays_s == [] and belleme.on_site == timedelta(0)  # no arrival known
+    store.close()

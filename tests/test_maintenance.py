@@ -1,175 +1,174 @@
-"""Maintenance reminders on a real store and the real alert engine: items due by date, by
-GPS distance, by the OBD odometer and by engine hours; "due soon" then "overdue" raised as
-alerts; done recorded with who and when, which closes them and restarts the interval."""
+"""Maintenance reminders through the real alert engine and notifier (a webhook to a real
+HTTP server): by date, by the OBD odometer, by GPS distance when the engine gives no
+odometer, by engine hours; "due soon" then "overdue" (the first closes), both closed when
+the work is recorded as done, which restarts the interval; nothing twice after a restart."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
-from ground.alerts import DEFAULT_RULES, AlertEngine, AlertStorage
+from ground.alerts import AlertEngine, AlertStorage
+from ground.alerts.rules import MaintenanceItem, MaintenanceRule
 from ground.fleet import load_fleet
-from ground.maintenance import MaintenanceBook, MaintenanceItem, Refused, _engine_hours
-from ground.service import GroundService
+from ground.notify import Notifier, NotifySettings
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
+from medicobus.brokers import free_port
 from medicobus.geo import offset
 from tests.clocks import ManualClock
-from tests.console import logged_in
-from tests.harness import FLEET, VEHICLE
-from tests.test_web_pages import PARIS, text_of
+from tests.harness import FLEET
+from tests.receivers import Receiver
+from tests.simulated_month import PARIS, with_second_bus
 
-MONDAY_8AM = datetime(2026, 11, 23, 8, 0, tzinfo=PARIS)
+pytestmark = pytest.mark.timeout(60)
+
+RULE = MaintenanceRule(id="maintenance", title_fr="entretien", title_en="maintenance", items=[
+    MaintenanceItem(id="ct", title_fr="Contrôle technique", title_en="Roadworthiness test",
+                    every_days=365),
+    MaintenanceItem(id="vidange", title_fr="Vidange", title_en="Oil change", every_km=15000,
+                    vehicles=["perche-1"]),
+    MaintenanceItem(id="pneus", title_fr="Pneus", title_en="Tyres", every_km=40,
+                    vehicles=["perche-2"]),
+    MaintenanceItem(id="courroie", title_fr="Courroie", title_en="Belt", every_hours=250,
+                    vehicles=["perche-1"]),
+    MaintenanceItem(id="extincteur", title_fr="Extincteur", title_en="Extinguisher",
+                    every_days=365),
+    MaintenanceItem(id="filtre", title_fr="Filtre", title_en="Filter", every_hours=10,
+                    vehicles=["perche-2"])])  # fmt: skip
 
 
 class Garage:
-    """A ground's store, alert engine and maintenance book on one SQLite file."""
+    def __init__(self, tmp: Path, port: int, now: datetime) -> None:
+        self.clock = ManualClock(now)
+        self.where = (48.45, 0.55)
+        self.store = Store(tmp / "ground.db", self.clock)
+        self.notifier = Notifier(NotifySettings.model_validate({"webhooks": [{
+            "url": f"http://127.0.0.1:{port}/hooks", "timeout_s": 2, "backoff_s": 0.1}]}))
+        self.notifier.start()
+        self.engine = AlertEngine([RULE], AlertStorage(tmp / "ground.db"), LiveState(),
+                                  with_second_bus(load_fleet(FLEET)), self.clock, self.notifier)
 
-    def __init__(self, db: Path, items: list[MaintenanceItem],
-                 at: datetime = MONDAY_8AM) -> None:  # fmt: skip
-        self.clock = ManualClock(at)
-        fleet = load_fleet(FLEET)
-        self.store = Store(db, self.clock)
-        self.book = MaintenanceBook(items, fleet, self.store, db, self.clock)
-        self.alerts = AlertEngine(DEFAULT_RULES, AlertStorage(db), LiveState(), fleet,
-                                  self.clock, maintenance=self.book.due)  # fmt: skip
+    def engine_reading(self, vehicle: str = "perche-1", **values: float) -> None:
+        r = contract.Reading(vehicle=vehicle, ts=self.clock.now(), sensor="engine",
+                             values=values)
+        self.store.record([(r, self.clock.now())])
+
+    def drive(self, vehicle: str, km: float) -> None:
+        """A straight drive of `km` at 60 km/h ending now, a fix every 30 s (500 m)."""
+        steps = round(km * 2)
+        start = self.clock.now() - timedelta(seconds=30 * steps)
+        lat, lon = self.where  # on from where the last drive ended
+        self.store.record([(contract.Position(vehicle=vehicle, ts=start + timedelta(seconds=30 * i),
+                                              lat=offset(lat, lon, 500 * i, 0)[0], lon=lon,
+                                              speed=16.7), self.clock.now())
+                           for i in range(steps + 1)])  # fmt: skip
+        self.where = (offset(lat, lon, 500 * steps, 0)[0], lon)
 
     def open(self) -> dict[str, str]:
-        """The open alerts: rule -> title."""
-        self.alerts.evaluate({VEHICLE})
-        return {a.rule: a.title_fr for a in self.alerts.open_alerts(VEHICLE)
-                if a.rule.startswith("maintenance")}
+        return {a.title_en: a.vehicle for a in self.engine.open_alerts()}
 
-    def drive(self, km: float, start: tuple[float, float] = (48.38, 0.68)) -> tuple[float, float]:
-        """A drive due east, a fix every 500 m at 15 m/s; where it ends."""
-        lat, lon = start
-        for _ in range(round(km * 2)):
-            lat, lon = offset(lat, lon, 0.0, 500.0)
-            self.clock.advance(33)
-            self.store.record([(contract.Position(vehicle=VEHICLE, ts=self.clock.now(), lat=lat,
-                                                  lon=lon, speed=15.0), self.clock.now())])
-        return lat, lon
+    def at(self, when: datetime) -> list[str]:
+        self.clock.set(when)
+        return sorted(a.title_en for a in self.engine.evaluate())
 
-    def engine(self, values: dict[str, float]) -> None:
-        self.store.record([(contract.Reading(vehicle=VEHICLE, ts=self.clock.now(),
-                                             sensor="engine", values=values),
-                            self.clock.now())])  # fmt: skip
+    def close(self) -> None:
+        self.notifier.flush(10)
+        self.notifier.stop()
+        self.engine.close()
+        self.store.close()
 
 
-def test_an_item_due_by_date_warns_then_is_overdue_then_done(tmp_path: Path) -> None:
-    test = MaintenanceItem(id="controle-technique", name_fr="contrôle technique",
-                           name_en="roadworthiness test", every_days=365,
-                           last_done=date(2025, 12, 10))  # fmt: skip
-    garage = Garage(tmp_path / "ground.db", [test])
-    assert garage.open() == {"maintenance_soon": "entretien à prévoir : contrôle technique "
-                                                 "(dans 17 jours)"}  # fmt: skip
-    garage.clock.advance(18 * 86400)  # 11 December 2026: a year and a day
-    assert garage.open() == {"maintenance_overdue": "entretien en retard : contrôle technique "
-                                                    "(en retard de 1 jours)"}  # fmt: skip
-    (overdue,) = garage.alerts.open_alerts(VEHICLE)
-    assert overdue.severity == "critical"
-    garage.book.record_done(VEHICLE, "controle-technique", date(2026, 12, 11), None, "claire",
-                            "Dekra Mortagne")  # fmt: skip
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(free_port())
+    yield r
+    r.stop()
+
+
+def test_by_date_soon_then_overdue_then_done(tmp_path: Path, receiver: Receiver) -> None:
+    port = receiver.server.server_address[1]
+    garage = Garage(tmp_path, int(port), datetime(2026, 1, 10, 9, 0, tzinfo=PARIS))
+    assert [d.state for d in garage.engine.maintenance("perche-1")] == ["unrecorded"] * 4
+    garage.engine.record_done("perche-1", "ct", "marc")
+    assert garage.at(datetime(2026, 11, 20, 9, 0, tzinfo=PARIS)) == []  # 314 days: ok
+    assert garage.at(datetime(2026, 12, 10, 9, 0, tzinfo=PARIS)) == [
+        "Maintenance due soon: Roadworthiness test"]  # 31 days left, within 10 %
+    assert garage.at(datetime(2026, 12, 10, 9, 5, tzinfo=PARIS)) == []  # not twice
+    assert sorted(garage.at(datetime(2027, 1, 11, 9, 0, tzinfo=PARIS))) == [
+        "Maintenance due soon: Roadworthiness test",  # closed
+        "Maintenance overdue: Roadworthiness test"]  # opened
+    assert garage.open() == {"Maintenance overdue: Roadworthiness test": "perche-1"}
+    (ct,) = [d for d in garage.engine.maintenance("perche-1") if d.item.id == "ct"]
+    assert ct.state == "overdue" and ct.left == [(-1.0, "j")] and ct.done is not None
+    (overdue,) = garage.engine.open_alerts()
+    assert (overdue.value_at_open, overdue.unit) == (1.0, "j")  # a day past
+    closed = garage.engine.record_done("perche-1", "ct", "claire")
+    assert [a.title_en for a in closed] == ["Maintenance overdue: Roadworthiness test"]
     assert garage.open() == {}
-    (due,) = garage.book.due(VEHICLE)
-    assert (due.state, due.days, due.last.who) == ("ok", 0, "claire")  # type: ignore[union-attr]
-    assert garage.book.history(VEHICLE, "controle-technique")[0].note == "Dekra Mortagne"
+    (ct,) = [d for d in garage.engine.maintenance("perche-1") if d.item.id == "ct"]
+    assert (ct.state, ct.done.who if ct.done else None) == ("ok", "claire")
+    garage.close()
+    events = [(p["event"], p["alert"]["title_fr"]) for p in receiver.posts]
+    assert events == [("opened", "Entretien à prévoir : Contrôle technique"),
+                      ("closed", "Entretien à prévoir : Contrôle technique"),
+                      ("opened", "Entretien dépassé : Contrôle technique"),
+                      ("closed", "Entretien dépassé : Contrôle technique")]
 
 
-def test_distance_by_gps_then_by_the_odometer_and_engine_hours(tmp_path: Path) -> None:
-    oil = MaintenanceItem(id="vidange", name_fr="vidange", name_en="oil change", every_km=30,
-                          soon_km=5, last_done=date(2026, 11, 22))  # fmt: skip
-    garage = Garage(tmp_path / "ground.db", [oil])
-    end = garage.drive(20)
-    (due,) = garage.book.due(VEHICLE)
-    assert due.state == "ok" and due.km == pytest.approx(19.5, abs=0.6)  # fix to fix
-    garage.clock.advance(60)  # a minute on: worked out again
-    garage.drive(7, end)
-    assert "dans 4 km" in garage.open()["maintenance_soon"]
-    # Done at the garage, its odometer noted: from now on the bus's own count decides.
-    garage.book.record_done(VEHICLE, "vidange", garage.clock.now().date(), 123_400, "claire")
-    garage.engine({"odometer_km": 123_431.0, "rpm": 800})
-    garage.clock.advance(60)
-    assert garage.open() == {"maintenance_overdue": "entretien en retard : vidange (en retard "
-                                                    "de 1 km)"}  # fmt: skip
+def test_by_odometer_by_gps_and_by_engine_hours(tmp_path: Path, receiver: Receiver) -> None:
+    garage = Garage(tmp_path, int(receiver.server.server_address[1]),
+                    datetime(2026, 11, 2, 8, 0, tzinfo=PARIS))
+    garage.engine_reading(odometer_km=100_000.0, engine_hours=1_000.0)
+    for vehicle, item in (("perche-1", "vidange"), ("perche-1", "courroie"),
+                          ("perche-2", "pneus")):
+        garage.engine.record_done(vehicle, item, "marc")
+    garage.clock.advance(3600)
+    garage.engine_reading(odometer_km=113_600.0, engine_hours=1_240.0)
+    garage.drive("perche-2", 37)
+    assert garage.at(garage.clock.now()) == [
+        "Maintenance due soon: Belt", "Maintenance due soon: Oil change",
+        "Maintenance due soon: Tyres"]
+    garage.clock.advance(3600)
+    garage.engine_reading(odometer_km=115_100.0, engine_hours=1_245.0)
+    garage.drive("perche-2", 4)
+    overdue = garage.at(garage.clock.now())
+    assert "Maintenance overdue: Oil change" in overdue
+    assert "Maintenance overdue: Tyres" in overdue
+    assert "Maintenance overdue: Belt" not in overdue  # 5 h left
+    due = {d.item.id: d for d in garage.engine.maintenance("perche-2")}
+    assert due["pneus"].left[0][0] == pytest.approx(-1.0, abs=0.05)
+    # A restart: the same alerts are followed, none opened again.
+    garage.close()
+    again = Garage(tmp_path, int(receiver.server.server_address[1]), garage.clock.now())
+    assert again.at(again.clock.now()) == []
+    assert len(again.open()) == 3
+    with pytest.raises(KeyError):
+        again.engine.record_done("perche-2", "vidange", "marc")  # not perche-2's item
+    again.close()
 
 
-def test_engine_hours_count_the_time_the_engine_turned() -> None:
-    t0 = datetime(2026, 10, 25, 1, 0, tzinfo=PARIS)  # across the clock change, in UTC inside
-    samples: list[tuple[datetime, float | None]] = [
-        (t0 + timedelta(minutes=m), 900.0) for m in range(0, 180)]  # three hours, each minute
-    samples += [(t0 + timedelta(hours=3), 0.0), (t0 + timedelta(hours=5), 750.0)]
-    hours = _engine_hours(samples, t0, t0 + timedelta(hours=6))
-    assert hours == pytest.approx(3 + 2 / 60)  # the lone sample stands two minutes, no more
+def test_engine_hours_from_rpm_when_there_is_no_hour_counter(tmp_path: Path,
+                                                            receiver: Receiver) -> None:
+    garage = Garage(tmp_path, int(receiver.server.server_address[1]),
+                    datetime(2026, 11, 2, 6, 0, tzinfo=PARIS))
+    garage.engine.record_done("perche-2", "filtre", "marc")
 
+    def run(minutes: int, rpm: float) -> None:  # a reading a minute
+        for _ in range(minutes):
+            garage.engine_reading("perche-2", rpm=rpm)
+            garage.clock.advance(60)
 
-def test_what_cannot_be_kept_is_refused(tmp_path: Path) -> None:
-    item = MaintenanceItem(id="extincteur", name_fr="extincteur", name_en="extinguisher",
-                           every_days=365)  # fmt: skip
-    garage = Garage(tmp_path / "ground.db", [item])
-    (due,) = garage.book.due(VEHICLE)
-    assert due.state == "unknown" and due.left_fr() == "date du dernier entretien à renseigner"
-    assert garage.open() == {}  # nothing to say until the last time is known
-    with pytest.raises(Refused, match="futur"):
-        garage.book.record_done(VEHICLE, "extincteur", date(2026, 11, 24), None, "claire")
-    with pytest.raises(Refused, match="inconnu"):
-        garage.book.record_done(VEHICLE, "pneus", date(2026, 11, 20), None, "claire")
-    with pytest.raises(Refused, match="kilométrage"):
-        garage.book.record_done(VEHICLE, "extincteur", date(2026, 11, 20), -5, "claire")
-    assert garage.book.history(VEHICLE, "extincteur") == []
-    garage.book.record_done(VEHICLE, "extincteur", date(2025, 12, 1), None, "claire")
-    assert garage.book.due(VEHICLE)[0].state == "soon"  # 357 days: within 30 of a year
-
-
-def test_the_fleet_manager_keeps_the_record_in_the_dashboard(
-        console_service: GroundService) -> None:  # fmt: skip
-    g = console_service
-    client, csrf = logged_in(g, "claire")
-    page = client.get(f"/fleet/vehicles/{VEHICLE}").text
-    section = text_of(page[page.index('id="maintenance"'):page.index('class="export"')])
-    assert section.count("à renseigner") == 4 and "contrôle technique" in section
-    base = f"/fleet/vehicles/{VEHICLE}/maintenance"
-
-    def done(item: str, **fields: str) -> httpx.Response:
-        return client.post(f"{base}/{item}/done", data={"csrf": csrf, **fields})
-
-    r = done("controle-technique", on="2025-12-10", odometer_km="118 250", note="Dekra")
-    assert r.status_code == 303 and r.headers["location"].endswith("#maintenance")
-    row = _row(client.get(f"/fleet/vehicles/{VEHICLE}").text, "controle-technique")
-    assert "à prévoir" in row and "dans 17 jours" in row and "par claire, à 118" in row
-    assert [a.rule for a in g.alerts.open_alerts(VEHICLE)] == ["maintenance_soon"]
-    assert done("controle-technique", on="2026-11-23").status_code == 303
-    assert "à jour" in _row(client.get(f"/fleet/vehicles/{VEHICLE}").text, "controle-technique")
-    assert g.alerts.open_alerts(VEHICLE) == []  # closed at once, not at the next timer
-    r = client.post(f"{base}/vidange/interval", data={"csrf": csrf, "every_km": "10000",
-                                                       "every_days": "365"})  # fmt: skip
-    assert r.status_code == 303
-    assert "tous les 10 000 km ou 365 jours" in _row(
-        client.get(f"/fleet/vehicles/{VEHICLE}").text, "vidange").replace("\u202f", " ")
-    # What cannot be kept is said, and nothing of it is.
-    for response, said in ((done("extincteur", on="demain"), "date invalide"),
-                           (done("extincteur", on="2026-11-20", odometer_km="beaucoup"),
-                            "nombre attendu"),
-                           (done("extincteur", on="2026-12-25"), "dans le futur"),
-                           (client.post(f"{base}/vidange/interval", data={"csrf": csrf}),
-                            "au moins un intervalle"),
-                           (client.post(f"{base}/vidange/interval", data={
-                               "csrf": csrf, "every_km": "-3"}), "valeur invalide")):  # fmt: skip
-        assert response.status_code == 422 and said in response.text
-    assert g.maintenance.history(VEHICLE, "extincteur") == []
-    for name in ("paul", "marie"):  # read only, coordination: may read, not record
-        other, token = logged_in(g, name)
-        assert "Fait le" not in other.get(f"/fleet/vehicles/{VEHICLE}").text
-        r = other.post(f"{base}/extincteur/done", data={"csrf": token, "on": "2026-11-20"})
-        assert r.status_code == 403
-    assert done("extincteur", on="2026-11-20", csrf="forged").status_code == 403
-    assert g.maintenance.history(VEHICLE, "extincteur") == []
-
-
-def _row(html: str, item: str) -> str:
-    start = html.index(f'id="maintenance-{item}"')
-    return text_of(html[start:html.index("</tr>", start)])
+    run(9 * 60 + 31, 800.0)  # 9 h 30 min running (the last reading holds into the next)
+    run(120, 0.0)  # two hours off: not counted
+    assert garage.at(garage.clock.now()) == ["Maintenance due soon: Filter"]
+    (due,) = [d for d in garage.engine.maintenance("perche-2") if d.item.id == "filtre"]
+    assert due.left == [(0.5, "h")]
+    run(45, 900.0)
+    assert sorted(garage.at(garage.clock.now())) == [
+        "Maintenance due soon: Filter", "Maintenance overdue: Filter"]
+    garage.close()

@@ -27,6 +27,7 @@ from ground.mairies import (
     notices_of,
     payload,
     relay_text,
+    time_fr,
 )
 from ground.state import LiveState
 from ground.tournee import Changed, Tournee
@@ -328,6 +329,7 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
     mairies = MairieNotifier(settings(port, certificate[0]), db, PARIS, clock)
     watch = DelayWatch(mairies, board)
     depot = (48.40, 0.70)  # the bus waits at the depot: not yet on its way
+    told_at: list[Forecast] = []
 
     def at(hh: int, mm: int) -> int:
         clock.set(datetime(2027, 3, 9, hh, mm, tzinfo=PARIS))
@@ -337,6 +339,8 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
                                       lon=depot[1], speed=0.0), clock.now())
         told = watch.check()
         assert mairies.flush(15)
+        if told:  # what the board forecast when the mairie was told
+            told_at.append(next(f for f in board.forecasts("bus-1") if f.visit.visit == VISIT))
         return told
 
     mairies.start()
@@ -369,13 +373,17 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
     finally:
         mairies.stop()
     subjects = [m["Subject"] for m in inbox.wait(2)]
-    assert subjects == ["[Médicobus] Nocé : retard d'environ 20 min ce mardi 9 mars",
-                        "[Médicobus] Nocé : retard d'environ 35 min ce mardi 9 mars"]
+    first, second = told_at
+    assert 15 <= first.delay_min < 30 <= second.delay_min  # past the threshold, then twice it
+    assert subjects == [f"[Médicobus] Nocé : retard d'environ {f.delay_min} min ce mardi 9 mars"
+                        for f in told_at]  # fmt: skip
     assert receiver.posts[0]["text"] == (
-        "Médicobus : retard d'environ 20 min à Nocé ce mardi 9 mars : arrivée prévue vers "
-        "8 h 50 au lieu de 8 h 30.")
-    assert receiver.posts[0]["delay_min"] == 20 and receiver.posts[0]["kind"] == "delayed"
-    assert "Arrivée estimée : vers 9 h 05" in inbox.messages[1][1].get_content()
+        f"Médicobus : retard d'environ {first.delay_min} min à Nocé ce mardi 9 mars : arrivée "
+        f"prévue vers {time_fr(first.arrive, PARIS)} au lieu de 8 h 30.")
+    assert receiver.posts[0]["delay_min"] == first.delay_min
+    assert receiver.posts[0]["kind"] == "delayed"
+    assert f"Arrivée estimée : vers {time_fr(second.arrive, PARIS)}" in \
+        inbox.messages[1][1].get_content()  # fmt: skip
 
 
 def test_the_delay_watch_never_raises(tmp_path: Path, fleet: Fleet, clock: ManualClock,

@@ -200,3 +200,12 @@ def test_a_month_with_no_data_still_makes_every_format(november: Month,
                             Period.month("2027-02", november.report.period.zone), (2.0, 8.0))
     for fmt in ("pdf", "xlsx", "csv"):
         assert render(empty, fmt, settings, MADE)  # type: ignore[arg-type]
+
+
+def test_a_logo_that_cannot_be_read_leaves_it_out(tmp_path: Path, november: Month,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    settings = ReportSettings(operator="CC du Perche", logo=tmp_path / "gone.png")
+    pdf = render(november.report, "pdf", settings, MADE)
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, check=True,
+                          capture_output=True).stdout.decode()
+    assert "CC du Perche" in text and "logo cannot be read" in caplog.text

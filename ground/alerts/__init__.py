@@ -7,7 +7,6 @@ from ground.alerts.engine import AlertEngine, Event
 from ground.alerts.rules import (
     DEFAULT_RULES,
     AlertRules,
-    MaintenanceRule,
     NewCodeRule,
     NoGpsRule,
     OfflineRule,
@@ -20,5 +19,5 @@ from ground.alerts.rules import (
 from ground.alerts.storage import Alert, AlertStorage
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertEngine", "AlertRules", "AlertStorage", "Event",
-           "MaintenanceRule", "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity",
-           "ThresholdRule", "limits", "threshold_rule"]
+           "NewCodeRule", "NoGpsRule", "OfflineRule", "Rule", "Severity", "ThresholdRule",
+           "limits", "threshold_rule"]

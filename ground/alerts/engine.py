@@ -16,11 +16,21 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ground.alerts.rules import Case, Close, CodeReport, DueItem, Open, Rule, Verdict
+from ground.alerts.rules import (
+    Case,
+    Close,
+    CodeReport,
+    Due,
+    MaintenanceItem,
+    MaintenanceRule,
+    Open,
+    Rule,
+    Verdict,
+)
 from ground.alerts.storage import Alert, AlertStorage
 from ground.fleet import Fleet
 from ground.state import LiveState
@@ -44,8 +54,7 @@ class AlertEngine:
 
     def __init__(self, rules: Sequence[Rule], storage: AlertStorage, state: LiveState,
                  fleet: Fleet, clock: Clock, notifier: Notifier | None = None, *,
-                 stale_after: timedelta = timedelta(seconds=900),
-                 maintenance: Callable[[str], Sequence[DueItem]] | None = None) -> None:
+                 stale_after: timedelta = timedelta(seconds=900)) -> None:
         self.rules = [r for r in rules if r.enabled]
         self.storage = storage
         self.state = state
@@ -53,7 +62,6 @@ class AlertEngine:
         self.clock = clock
         self.notifier = notifier
         self.stale_after = stale_after
-        self.maintenance = maintenance  # a vehicle's maintenance items (ground.maintenance)
         self._lock = threading.Lock()  # the pipeline and the 5 s timer both evaluate
         # (vehicle, rule) -> the oldest timestamp of its samples stored since it was last
         # judged: where its replay must start from to see a backlog.
@@ -79,13 +87,12 @@ class AlertEngine:
             for vehicle in sorted(chosen):
                 vs = self.state.get(vehicle)
                 hours = functools.partial(self._service_hours, vehicle, now)
-                items = functools.partial(self._maintenance, vehicle)
                 for rule in self.rules:
                     key = (vehicle, rule.id)
                     case = Case(vehicle, vs, now, self.stale_after, open_now.get(key, {}),
                                 self._memory.setdefault(key, {}),
                                 self._reports.setdefault(key, {}), self._dirty.pop(key, None),
-                                self.storage, hours, items)
+                                self.storage, hours)
                     try:
                         changes.extend(self._record(vehicle, rule, rule.judge(case)))
                     except Exception:  # one broken rule must not silence the others
@@ -129,10 +136,40 @@ class AlertEngine:
             self._notify("acknowledged", alert)
         return alert
 
-    # -- judging ---------------------------------------------------------------------------
+    # -- maintenance -----------------------------------------------------------------------
 
-    def _maintenance(self, vehicle: str) -> Sequence[DueItem]:
-        return [] if self.maintenance is None else self.maintenance(vehicle)
+    def maintenance(self, vehicle: str) -> list[Due]:
+        """Where each maintenance item of the vehicle stands now."""
+        now = self.clock.now()
+        return [d for r in self.rules if isinstance(r, MaintenanceRule)
+                for d in r.due(vehicle, self.storage, now)]
+
+    def record_done(self, vehicle: str, item: str, person: str) -> list[Alert]:
+        """`person` did `item` on the vehicle now: its interval starts again (from the
+        odometer and engine hours now, when the engine reports them) and its reminders
+        close. KeyError for an item no rule has for the vehicle."""
+        person = person.strip()
+        if not person:
+            raise ValueError("say who did it")
+        rule = next((r for r in self.rules if isinstance(r, MaintenanceRule)
+                     and any(i.id == item for i in r.items_of(vehicle, self.storage))), None)
+        if rule is None:
+            raise KeyError(item)
+        self.storage.record_done(vehicle, item, self.clock.now(), person[:120],
+                                 *rule.counters(vehicle, self.storage))
+        return self.evaluate({vehicle})
+
+    def save_item(self, vehicle: str, item: MaintenanceItem, person: str) -> list[Alert]:
+        """A fleet manager added or changed one of the vehicle's maintenance items; its
+        reminders follow at once. LookupError when no maintenance rule is configured."""
+        if not any(isinstance(r, MaintenanceRule) for r in self.rules):
+            raise LookupError("no maintenance rule in the alert rules")
+        self.storage.save_item(vehicle, item.id, item.model_copy(update={"vehicles": []})
+                               .model_dump_json(), person.strip()[:120] or "?",
+                               self.clock.now())
+        return self.evaluate({vehicle})
+
+    # -- judging ---------------------------------------------------------------------------
 
     def _record(self, vehicle: str, rule: Rule,
                 verdicts: list[Verdict]) -> list[tuple[Event, Alert]]:

@@ -15,12 +15,12 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ground.alerts.episodes import Episode, replay
-from ground.alerts.storage import Alert, AlertStorage
+from ground.alerts.storage import Alert, AlertStorage, Done
 from ground.state import VehicleState
 from medicobus.motion import KMH_PER_MS, MOVING_SPEED_KMH, moving
 
@@ -32,19 +32,6 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 # -- what a rule is given, and what it answers ---------------------------------------------
 
 CodeReport = tuple[datetime, frozenset[str]]  # a sensor's codes as reported at that time
-
-
-class DueItem(Protocol):
-    """A maintenance item of the vehicle as it stands (ground.maintenance.Due)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def state(self) -> str: ...  # ok, soon, overdue, unknown
-    @property
-    def title_fr(self) -> str: ...
-    @property
-    def title_en(self) -> str: ...
 
 
 @dataclass
@@ -61,7 +48,6 @@ class Case:
     stored_since: datetime | None  # the oldest of the rule's samples stored since then
     records: AlertStorage  # the stored series and the alerts recorded
     service_hours: Callable[[], tuple[datetime, datetime] | None]  # today's; None: no visit
-    maintenance: Callable[[], Sequence[DueItem]]  # the vehicle's items (ground.maintenance)
 
     def presence(self) -> str:
         return self.state.presence(self.now, self.stale_after)
@@ -387,6 +373,120 @@ class NoGpsRule(_Rule):
                       self.moving_speed_kmh)
 
 
+Unit = Literal["km", "h", "j"]
+
+
+class MaintenanceItem(BaseModel):
+    """Something to do every `every_km` (the odometer from OBD when the engine reports
+    one, else the distance driven by GPS), `every_hours` of engine (its hour counter when
+    it reports one, else the time its rpm readings were above 0) or `every_days`:
+    whichever comes first. Due soon within `soon` of the interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: RuleId
+    title_fr: Annotated[str, Field(min_length=1, max_length=120)]
+    title_en: Annotated[str, Field(min_length=1, max_length=120)]
+    every_km: Annotated[float, Field(gt=0)] | None = None
+    every_hours: Annotated[float, Field(gt=0)] | None = None
+    every_days: Annotated[float, Field(gt=0)] | None = None
+    soon: Annotated[float, Field(gt=0, lt=1)] = 0.1  # of the interval: 1,500 km of 15,000
+    vehicles: list[str] = []  # none: every vehicle
+
+    @model_validator(mode="after")
+    def _interval(self) -> MaintenanceItem:
+        if self.every_km is None and self.every_hours is None and self.every_days is None:
+            raise ValueError(f"{self.id}: give every_km, every_hours or every_days")
+        return self
+
+
+@dataclass(frozen=True)
+class Due:
+    """Where a vehicle's item stands: "ok", "soon", "overdue", or "unrecorded" (never
+    recorded as done: nothing to count from); what is left of each interval."""
+
+    item: MaintenanceItem
+    state: Literal["ok", "soon", "overdue", "unrecorded"]
+    left: list[tuple[float, Unit]]  # negative: past due by that much
+    done: Done | None
+
+
+class MaintenanceRule(_Rule):
+    """Maintenance reminders: an alert when an item falls due soon, another when it is
+    overdue (the first closes), both closed when it is recorded as done."""
+
+    kind: Literal["maintenance"] = "maintenance"
+    items: list[MaintenanceItem] = []  # and those made in the dashboard, per vehicle
+    engine_sensor: str = "engine"
+    odometer: str = "odometer_km"
+    engine_hours: str = "engine_hours"
+
+    def items_of(self, vehicle: str, records: AlertStorage) -> list[MaintenanceItem]:
+        """The vehicle's items: the configuration's, replaced or joined by those made in
+        the dashboard for it."""
+        mine = {i.id: i for i in self.items if not i.vehicles or vehicle in i.vehicles}
+        for body in records.saved_items(vehicle):
+            item = MaintenanceItem.model_validate_json(body)
+            mine[item.id] = item
+        return list(mine.values())
+
+    def due(self, vehicle: str, records: AlertStorage, now: datetime) -> list[Due]:
+        return [self._due(item, vehicle, records, now)
+                for item in self.items_of(vehicle, records)]
+
+    def counters(self, vehicle: str, records: AlertStorage) -> tuple[float | None, float | None]:
+        """The odometer and the engine hours now, when the engine reports them."""
+        return (records.latest(vehicle, self.engine_sensor, self.odometer),
+                records.latest(vehicle, self.engine_sensor, self.engine_hours))
+
+    def _due(self, item: MaintenanceItem, vehicle: str, records: AlertStorage,
+             now: datetime) -> Due:
+        done = records.last_done(vehicle, item.id)
+        if done is None:
+            return Due(item, "unrecorded", [], None)
+        odometer, hours = self.counters(vehicle, records)
+        left: list[tuple[float, float, Unit]] = []  # left, interval, unit
+        if item.every_km is not None:
+            km = (odometer - done.km if odometer is not None and done.km is not None
+                  else records.gps_km(vehicle, done.at))
+            left.append((item.every_km - km, item.every_km, "km"))
+        if item.every_hours is not None:
+            ran = (hours - done.hours if hours is not None and done.hours is not None
+                   else records.engine_hours_since(vehicle, done.at, self.engine_sensor))
+            left.append((item.every_hours - ran, item.every_hours, "h"))
+        if item.every_days is not None:
+            days = (now - done.at).total_seconds() / 86400
+            left.append((item.every_days - days, item.every_days, "j"))
+        state: Literal["ok", "soon", "overdue"] = "ok"
+        if any(rest <= 0 for rest, _, _ in left):
+            state = "overdue"
+        elif any(rest <= interval * item.soon for rest, interval, _ in left):
+            state = "soon"
+        return Due(item, state, [(round(rest, 1), unit) for rest, _, unit in left], done)
+
+    def judge(self, case: Case) -> list[Verdict]:
+        verdicts: list[Verdict] = []
+        for due in self.due(case.vehicle, case.records, case.now):
+            want = f"{due.item.id}:{due.state}" if due.state in ("soon", "overdue") else None
+            for key, alert in case.open.items():
+                if key.split(":")[0] == due.item.id and key != want:
+                    verdicts.append(Close(alert.id, case.now, None))
+            if want is not None and want not in case.open:
+                rest, unit = min(due.left, key=lambda left: left[0] / _scale(due.item, left[1]))
+                fr, en = (("Entretien dépassé", "Maintenance overdue") if due.state == "overdue"
+                          else ("Entretien à prévoir", "Maintenance due soon"))
+                # The value: how much is left, or (overdue) how far past, as the title says.
+                verdicts.append(Open(want, f"{fr} : {due.item.title_fr}",
+                                     f"{en}: {due.item.title_en}", unit, case.now, abs(rest),
+                                     abs(rest)))
+        return verdicts
+
+
+def _scale(item: MaintenanceItem, unit: Unit) -> float:
+    """An interval in its unit, to say which is nearest due (2 days of 365 before 900 km
+    of 15,000)."""
+    return {"km": item.every_km, "h": item.every_hours, "j": item.every_days}[unit] or 1.0
+
+
 def _down_since(vs: VehicleState, default: datetime) -> datetime:
     if vs.connection == "offline" and vs.connection_ts is not None:
         return vs.connection_ts
@@ -398,24 +498,6 @@ def _minutes(delta: timedelta) -> float:
 
 
 # -- the configuration ---------------------------------------------------------------------
-
-class MaintenanceRule(_Rule):
-    """A maintenance item due soon (`when = "soon"`) or overdue: one alert per item, closed
-    once it is done (the one of "soon" also once it is overdue: the other rule has it then)."""
-
-    kind: Literal["maintenance"] = "maintenance"
-    when: Literal["soon", "overdue"] = "soon"
-
-    def judge(self, case: Case) -> list[Verdict]:
-        items = {d.key: d for d in case.maintenance()}
-        verdicts: list[Verdict] = [
-            Open(key, f"{self.title_fr} : {d.title_fr}", f"{self.title_en}: {d.title_en}", "",
-                 case.now, None, None)
-            for key, d in items.items() if d.state == self.when and key not in case.open]
-        verdicts += [Close(alert.id, case.now, None) for key, alert in case.open.items()
-                     if key not in items or items[key].state != self.when]  # fmt: skip
-        return verdicts
-
 
 Rule = ThresholdRule | NewCodeRule | OfflineRule | NoGpsRule | MaintenanceRule
 AlertRule = Annotated[Rule, Field(discriminator="kind")]
@@ -450,10 +532,8 @@ DEFAULT_RULES: list[Rule] = [
                 severity="warning", after_min=10),
     NoGpsRule(id="no_gps", title_fr="pas de position GPS en roulant",
               title_en="no GPS fix while moving", severity="warning", after_min=5),
-    MaintenanceRule(id="maintenance_soon", title_fr="entretien à prévoir",
-                    title_en="maintenance due soon", severity="warning", when="soon"),
-    MaintenanceRule(id="maintenance_overdue", title_fr="entretien en retard",
-                    title_en="maintenance overdue", severity="critical", when="overdue"),
+    # No item by default: the fleet manager adds them on each vehicle's page.
+    MaintenanceRule(id="maintenance", title_fr="entretien", title_en="maintenance"),
 ]  # fmt: skip
 
 

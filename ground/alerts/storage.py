@@ -13,10 +13,11 @@ import sqlite3
 import threading
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ground.reports.activity import driven
 from medicobus.storage import Database, Migrations, open_database, run_script
 
 # The alerts' tables, a migration set of their own in the ground's database.
@@ -42,6 +43,37 @@ CREATE TABLE IF NOT EXISTS alert_cursor (name TEXT PRIMARY KEY, value INTEGER NO
 @migrations()
 def m001_alerts_cursor(db: Database) -> None:
     run_script(db, SCHEMA)
+
+
+@migrations()
+def m002_maintenance_done(db: Database) -> None:
+    """Maintenance done (an oil change, the contrôle technique), with who and when and
+    the counters then: each restarts its item's interval (ground/alerts/rules.py)."""
+    run_script(db, """
+CREATE TABLE maintenance_done (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, vehicle TEXT NOT NULL, item TEXT NOT NULL,
+    done_at TEXT NOT NULL, who TEXT NOT NULL, km REAL, hours REAL);
+CREATE INDEX maintenance_done_item ON maintenance_done(vehicle, item, done_at);
+""")
+
+
+@migrations()
+def m003_maintenance_items(db: Database) -> None:
+    """Maintenance items a fleet manager added or changed in the dashboard, per vehicle (the
+    configuration's items stay the base: one of the same id here replaces it)."""
+    run_script(db, """
+CREATE TABLE maintenance_items (
+    vehicle TEXT NOT NULL, item TEXT NOT NULL, body TEXT NOT NULL, who TEXT NOT NULL,
+    at TEXT NOT NULL, PRIMARY KEY (vehicle, item));
+""")
+
+
+@dataclass(frozen=True)
+class Done:
+    at: datetime
+    who: str
+    km: float | None  # the odometer then (None: it gave none; distance is counted by GPS)
+    hours: float | None  # the engine's hours then, if it reports them
 
 
 _COLUMNS = ("id, vehicle, rule, title_fr, title_en, severity, opened_at, value_at_open, "
@@ -81,6 +113,10 @@ class AlertStorage:
         self._conn = open_database(path, migrations, synchronous="FULL").conn
         # The engine (pipeline and timer threads) and the web's acknowledgements share it.
         self._lock = threading.Lock()
+        # Per (vehicle, since): where counting got to (its time), what was counted so far
+        # (metres driven, or seconds the engine ran) and the last row counted.
+        self._gps: dict[tuple[str, str], tuple[str, float, Any]] = {}
+        self._items: dict[str, list[str]] | None = None  # see saved_items
 
     def close(self) -> None:
         with self._lock:
@@ -207,6 +243,86 @@ class AlertStorage:
                 "WHERE rowid > ? GROUP BY vehicle, sensor, quantity", [rowid]).fetchall()
         return ([(v, s, q, datetime.fromisoformat(ts)) for v, s, q, ts, _ in rows],
                 max([rowid, *(int(r[4]) for r in rows)]))
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def record_done(self, vehicle: str, item: str, at: datetime, who: str,
+                    km: float | None, hours: float | None) -> None:
+        self._write("INSERT INTO maintenance_done (vehicle, item, done_at, who, km, hours) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [vehicle, item, _iso(at), who, km, hours])
+
+    def last_done(self, vehicle: str, item: str) -> Done | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT done_at, who, km, hours FROM maintenance_done WHERE vehicle = ? AND "
+                "item = ? ORDER BY done_at DESC, id DESC LIMIT 1", [vehicle, item]).fetchone()
+        return None if row is None else Done(datetime.fromisoformat(row[0]), *row[1:])
+
+    def save_item(self, vehicle: str, item: str, body: str, who: str, at: datetime) -> None:
+        self._write("INSERT OR REPLACE INTO maintenance_items (vehicle, item, body, who, at) "
+                    "VALUES (?, ?, ?, ?, ?)", [vehicle, item, body, who, _iso(at)])
+        self._items = None
+
+    def saved_items(self, vehicle: str) -> list[str]:
+        """The bodies (JSON) of the items made in the dashboard for the vehicle. Read once
+        for the fleet and kept until one is saved: the rule asks for every vehicle on every
+        evaluation, and most have none."""
+        with self._lock:
+            if self._items is None:
+                self._items = {}
+                for v, body in self._conn.execute(
+                        "SELECT vehicle, body FROM maintenance_items ORDER BY item"):
+                    self._items.setdefault(v, []).append(body)
+            return self._items.get(vehicle, [])
+
+    def latest(self, vehicle: str, sensor: str, quantity: str) -> float | None:
+        """A quantity's newest value (an odometer, engine hours), or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM samples WHERE vehicle = ? AND sensor = ? AND quantity = ? "
+                "AND value IS NOT NULL ORDER BY ts DESC LIMIT 1",
+                [vehicle, sensor, quantity]).fetchone()  # fmt: skip
+        return None if row is None else float(row[0])
+
+    def gps_km(self, vehicle: str, since: datetime) -> float:
+        """Km driven since `since` by the positions stored (as the reports count them).
+        Counted on from where the last call got to: the rule asks every few seconds."""
+        key = (vehicle, _iso(since))
+        upto, metres, last = self._gps.get(key, (_iso(since), 0.0, None))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, lat, lon, speed, acc FROM positions WHERE vehicle = ? AND ts > ? "
+                "ORDER BY ts", [vehicle, upto]).fetchall()  # fmt: skip
+        if rows:
+            km, _ = driven([last, *rows] if last else rows)
+            metres += km * 1000
+            upto, last = rows[-1][0], rows[-1]
+        # One count per bus (that of its latest done), beside its engine's.
+        self._gps = {k: v for k, v in self._gps.items()
+                     if k[0] != vehicle or k[1].startswith("rpm:")}
+        self._gps[key] = (upto, metres, last)
+        return metres / 1000
+
+    def engine_hours_since(self, vehicle: str, since: datetime, sensor: str = "engine",
+                           hold: timedelta = timedelta(minutes=5)) -> float:
+        """Hours the engine ran since `since`, from its rpm readings: each reading above 0
+        holds until the next, at most `hold` (the sampling's heartbeat). Counted on from
+        where the last call got to, like `gps_km`."""
+        key = (vehicle, "rpm:" + _iso(since))
+        upto, seconds, last = self._gps.get(key, (_iso(since), 0.0, None))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, value FROM samples WHERE vehicle = ? AND sensor = ? AND "
+                "quantity = 'rpm' AND ts > ? ORDER BY ts", [vehicle, sensor, upto]).fetchall()
+        for ts, value in rows:
+            at = datetime.fromisoformat(ts)
+            if last is not None and last[1]:
+                seconds += min(at - last[0], hold).total_seconds()
+            last = (at, (value or 0) > 0)
+        if rows:
+            upto = rows[-1][0]
+        self._gps[key] = (upto, seconds, last)
+        return seconds / 3600
 
     # -- helpers ---------------------------------------------------------------------------
 

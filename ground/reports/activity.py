@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -92,7 +92,11 @@ class Outcome:
 
     @property
     def held(self) -> bool:
-        return self.arrived is not None
+        """The bus arrived; or its kiosk checked patients in there (an arrival the
+        geofence missed, a bus parked out of its stop's radius)."""
+        s = self.summary
+        return self.arrived is not None or (
+            s is not None and s.checked_in_name + s.checked_in_code + s.walk_in > 0)
 
     @property
     def delay(self) -> timedelta | None:
@@ -135,8 +139,8 @@ class Activity:
             return
         self.held += 1
         self.on_site += o.on_site or timedelta(0)
-        assert o.delay is not None
-        self.delays_s.append(o.delay.total_seconds())
+        if o.delay is not None:
+            self.delays_s.append(o.delay.total_seconds())
         s = o.summary
         if s is None:
             self.unsummed += 1
@@ -257,6 +261,12 @@ def activity_report(fleet: Fleet, store: Store, period: Period,
     ids = sorted({v.id for v in planned})
     times = store.visit_times(ids)
     summaries = store.visit_summaries(ids)
+    summed = {visit for _, visit in summaries}
+    unsummed = [i for i in ids if i not in summed]
+    if unsummed:  # visits of buses of before: summed up here from their ticket events
+        queues = store.last_queues(unsummed)
+        for key, events in store.visit_tickets(unsummed).items():
+            summaries[key] = from_tickets(*key, events, queues.get(key))
     outcomes = [Outcome(v, *times.get((v.vehicle, v.id), (None, None)),
                         summaries.get((v.vehicle, v.id))) for v in planned]
     communes: dict[str, CommuneActivity] = {}
@@ -282,13 +292,26 @@ def activity_report(fleet: Fleet, store: Store, period: Period,
                           vehicles, total, cancellations, outcomes)
 
 
-def driven(positions: Sequence[tuple[str, float, float, float | None, float | None]]
-           ) -> tuple[float, timedelta]:
-    """Km and driving time from a vehicle's positions, in order: the distance between
-    successive fixes (a fix the bus could not have reached, `too_fast`, is skipped), and
-    the time from each fix where the bus was moving to the next, up to DRIVING_GAP."""
-    metres, seconds = 0.0, 0.0
-    gap = DRIVING_GAP.total_seconds()
+Fix = tuple[str, float, float, float | None, float | None]  # ts (UTC text), lat, lon, speed, acc
+
+
+@dataclass(frozen=True)
+class Leg:
+    """From one fix to the next that the bus could have reached."""
+
+    start: datetime
+    end: datetime
+    origin: tuple[float, float]  # where it began (lat, lon)
+    lat: float  # where it ended
+    lon: float
+    metres: float
+    driving: bool  # moving at its start, and not a gap longer than DRIVING_GAP
+    speed: float | None  # at its start, m/s
+
+
+def legs(positions: Sequence[Fix]) -> Iterator[Leg]:
+    """A vehicle's positions, in order, as legs: a fix the bus could not have reached from
+    the last one kept (`too_fast`: a receiver's glitch) is skipped."""
     last: tuple[float, float, float | None, datetime] | None = None
     last_speed: float | None = None
     for ts, lat, lon, speed, acc in positions:
@@ -296,11 +319,52 @@ def driven(positions: Sequence[tuple[str, float, float, float | None, float | No
         if last is not None:
             if too_fast(last, here):
                 continue
-            metres += distance_m(last[0], last[1], lat, lon)
-            span = (here[3] - last[3]).total_seconds()
-            if moving(last_speed) and span <= gap:
-                seconds += span
+            yield Leg(last[3], here[3], (last[0], last[1]), lat, lon,
+                      distance_m(last[0], last[1], lat, lon),
+                      moving(last_speed) and here[3] - last[3] <= DRIVING_GAP, last_speed)
         last, last_speed = here, speed
+
+
+def from_tickets(vehicle: str, visit: str,
+                 events: Sequence[tuple[datetime, int, str | None, str]],
+                 queue: tuple[datetime, int] | None) -> contract.VisitSummary:
+    """A visit's summary made from its ticket events (time, ticket, appointment, event),
+    as a bus of before December 2026 sent them: check-ins with a booking count as found by
+    name (such a bus did not say how), no-shows are the last queue state's bookings not
+    checked in, waits run from check-in to the first call."""
+    checked: dict[int, tuple[datetime, str | None]] = {}
+    called: dict[int, datetime] = {}
+    outcome: dict[int, str] = {}
+    for ts, ticket, appointment, event in events:
+        if event == "checked_in":
+            checked.setdefault(ticket, (ts, appointment))
+        elif event == "called":
+            called.setdefault(ticket, ts)
+        else:
+            outcome[ticket] = event
+    booked = sum(a is not None for _, a in checked.values())
+    no_show = queue[1] if queue is not None else 0
+    waits = sorted(round((called[t] - checked[t][0]).total_seconds())
+                   for t in called if t in checked)
+    last = max([events[-1][0], *(q[0] for q in [queue] if q)])
+    return contract.VisitSummary(
+        vehicle=vehicle, ts=last,
+        visit=visit, opened=events[0][0], closed=last, booked=min(booked + no_show, 1000),
+        checked_in_name=min(booked, 1000), checked_in_code=0,
+        walk_in=min(len(checked) - booked, 1000),
+        seen=min(sum(o == "seen" for o in outcome.values()), 1000),
+        absent=min(sum(o == "absent" for o in outcome.values()), 1000),
+        no_show=min(no_show, 1000), waits_s=[min(max(w, 0), 86_400) for w in waits][:1000])
+
+
+def driven(positions: Sequence[Fix]) -> tuple[float, timedelta]:
+    """Km and driving time from a vehicle's positions: the length of every leg, and the
+    time of the legs it drove (moving at their start, up to DRIVING_GAP)."""
+    metres, seconds = 0.0, 0.0
+    for leg in legs(positions):
+        metres += leg.metres
+        if leg.driving:
+            seconds += (leg.end - leg.start).total_seconds()
     return metres / 1000, timedelta(seconds=seconds)
 
 

@@ -5,6 +5,7 @@ split by subject so each fits the page's width."""
 from __future__ import annotations
 
 import base64
+import logging
 import mimetypes
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +23,9 @@ from ground.reports.tables import Cell, Column, Hidden, Table
 from ground.web.format import FR, day_label_fr
 
 TEMPLATES = Path(__file__).parent / "templates"
+log = logging.getLogger(__name__)
+# WeasyPrint logs each step of each document at INFO: a line a step in the ground's log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
 
 VISITS = ["planned", "held", "cancelled", "not_held", "hours_on_site", "delay_median",
@@ -99,8 +103,13 @@ def _logo(path: Path | None) -> str | None:
     """The logo inlined as a data URI: the PDF never depends on a file or a network."""
     if path is None:
         return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # a report without the logo, rather than no report
+        log.warning("the report's logo cannot be read (%s): made without it", exc)
+        return None
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def report_html(report: ActivityReport, tables: list[Table], operator: str,

@@ -119,9 +119,9 @@ def verify_password(password: str, stored: str) -> bool:
 
 Role = Literal["fleet", "coordination", "readonly"]
 # What each role may change (every role may read every page behind the login): the fleet
-# manager acknowledges alerts and keeps the maintenance record, the coordinator (the
+# manager acknowledges alerts and downloads the funders' reports, the coordinator (the
 # medical assistant) runs the tournée.
-MAY: dict[str, frozenset[str]] = {"fleet": frozenset({"alerts", "maintenance"}),
+MAY: dict[str, frozenset[str]] = {"fleet": frozenset({"alerts", "reports"}),
                                   "coordination": frozenset({"tournee"}),
                                   "readonly": frozenset()}  # fmt: skip
 ROLE_FR = {"fleet": "gestion de flotte", "coordination": "coordination",

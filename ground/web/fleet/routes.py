@@ -17,10 +17,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ground.alerts.rules import MaintenanceItem
 from ground.board import Board
-from ground.maintenance import MaintenanceBook
+from ground.reports.activity import Period
+from ground.reports.export import csv_text
+from ground.reports.make import MEDIA, Reporter
+from ground.reports.pdf import cell_fr
+from ground.reports.trips import trip_tables
 from ground.tournee import Tournee
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
@@ -33,13 +39,6 @@ from ground.web.fleet.export import (
     fridge_log,
 )
 from ground.web.fleet.live_map import MapOut, live_map
-from ground.web.fleet.maintenance import (
-    STATE_EN,
-    STATE_FR,
-    interval_fr,
-    maintenance_router,
-    used_fr,
-)
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
@@ -50,6 +49,16 @@ from medicobus.clock import Clock
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 REFRESH_S = 30.0  # the live stream sends at least this often: ages and delays move with time
+MAX_REPORT_DAYS = 400  # a year and a bit: the longest report the dashboard makes
+
+
+def recent_months(today: date, count: int) -> list[date]:
+    """The first days of this month and the `count` - 1 before it, newest first."""
+    months, day = [], today.replace(day=1)
+    for _ in range(count):
+        months.append(day)
+        day = (day - timedelta(days=1)).replace(day=1)
+    return months
 
 
 def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
@@ -57,22 +66,21 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
                  auth: Auth | None = None, map_settings: MapSettings | None = None,
                  tournee: Tournee | None = None,
-                 maintenance: MaintenanceBook | None = None) -> APIRouter:
+                 reporter: Reporter | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
     times sessions and login slowdown in real time (default: the system clock);
     `map_settings` the live map's tiles (give create_app the same, for its CSP); with
     `tournee`, the coordinator's console pages behind the same login (its API, in the
-    public schema, is `ground.web.console.api`, given to create_app); with `maintenance`,
-    each vehicle's maintenance reminders on its page, kept by the fleet managers.
+    public schema, is `ground.web.console.api`, given to create_app); `reporter` makes
+    the funders' reports to download (none: no reports page).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
-                                 severity_fr=SEVERITY_FR, state_fr=STATE_FR, state_en=STATE_EN,
-                                 interval_fr=interval_fr, used_fr=used_fr,
+                                 severity_fr=SEVERITY_FR,
                                  map_settings=map_settings or MapSettings())  # fmt: skip
     router = APIRouter(include_in_schema=False)  # private: not in the public /openapi.json
 
@@ -164,10 +172,10 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         if not known(vehicle):
             return not_found(request, session)
         today = dash.now().astimezone(dash.zone).date()
-        due = [] if maintenance is None else maintenance.due(vehicle)
+        upkeep = alerts.maintenance(vehicle) if alerts else []
         return page(request, "fleet_vehicle.html", session, v=dash.detail(vehicle),
-                    charts=dash.charts(vehicle), today=today, maintenance=due,
-                    week_ago=today - timedelta(days=6))  # fmt: skip
+                    charts=dash.charts(vehicle), today=today,
+                    week_ago=today - timedelta(days=6), upkeep=upkeep)  # fmt: skip
 
     @router.get("/vehicles/{vehicle}/panel", response_class=HTMLResponse)
     def vehicle_panel(request: Request, vehicle: str, session: Session = api_user) -> Response:
@@ -203,20 +211,26 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         return finish(request, Response(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="{name}"'}), session)
 
+    async def action_refused(request: Request, session: Session, doing: str
+                             ) -> Response | None:
+        """A fleet manager's action (the "alerts" permission) refused: a form without its
+        token, or a role without it; None when it may go on."""
+        if not guard.csrf_ok(request, session, await form(request)):
+            message = ("Le jeton de sécurité du formulaire est absent ou périmé : rechargez "
+                       "la page et recommencez.")
+        elif not session.may("alerts"):
+            message = f"Votre rôle ne permet pas de {doing} (réservé à la gestion de flotte)."
+        else:
+            return None
+        return page(request, "fleet_error.html", session, status_code=403,
+                    title_fr="Action refusée", title_en="Action refused", message=message)
+
     @router.post("/vehicles/{vehicle}/alerts/{alert_id}/acknowledge")
     async def acknowledge(request: Request, vehicle: str, alert_id: int,
                           session: Session = page_user) -> Response:
-        data = await form(request)
-        if not guard.csrf_ok(request, session, data):
-            return page(request, "fleet_error.html", session, status_code=403,
-                        title_fr="Action refusée", title_en="Action refused",
-                        message="Le jeton de sécurité du formulaire est absent ou périmé : "
-                                "rechargez la page et recommencez.")  # fmt: skip
-        if not session.may("alerts"):
-            return page(request, "fleet_error.html", session, status_code=403,
-                        title_fr="Action refusée", title_en="Action refused",
-                        message="Votre rôle ne permet pas de prendre en charge une alerte "
-                                "(réservé à la gestion de flotte).")  # fmt: skip
+        refused_now = await action_refused(request, session, "prendre en charge une alerte")
+        if refused_now is not None:
+            return refused_now
         if alerts is None or not known(vehicle):
             return not_found(request, session)
         try:
@@ -231,6 +245,133 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
         board.notify({vehicle})  # other open dashboards show who acknowledged, now
         return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#alerts", 303),
                       session)
+
+    @router.post("/vehicles/{vehicle}/maintenance")
+    async def maintenance_item(request: Request, vehicle: str,
+                               session: Session = page_user) -> Response:
+        refused_now = await action_refused(request, session, "changer les entretiens")
+        if refused_now is not None:
+            return refused_now
+        if alerts is None or not known(vehicle):
+            return not_found(request, session)
+        data = await form(request)
+        fields = {k: data.get(k, "").strip() or None for k in (
+            "id", "title_fr", "title_en", "every_km", "every_hours", "every_days")}
+        try:
+            item = MaintenanceItem.model_validate({k: v for k, v in fields.items() if v})
+            await run_in_threadpool(alerts.save_item, vehicle, item, session.user)
+        except (ValidationError, LookupError) as exc:
+            detail = (exc.errors(include_url=False)[0]["msg"]
+                      if isinstance(exc, ValidationError) else str(exc))
+            return page(request, "fleet_error.html", session, status_code=422,
+                        title_fr="Entretien refusé", title_en="Item refused",
+                        message="Donnez un identifiant (minuscules, chiffres, tirets), les "
+                                "deux intitulés et au moins un intervalle (km, heures ou "
+                                f"jours) : {detail}")  # fmt: skip
+        board.notify({vehicle})
+        return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#maintenance",
+                                                303), session)
+
+    @router.post("/vehicles/{vehicle}/maintenance/{item}/done")
+    async def maintenance_done(request: Request, vehicle: str, item: str,
+                               session: Session = page_user) -> Response:
+        refused_now = await action_refused(request, session, "noter un entretien")
+        if refused_now is not None:
+            return refused_now
+        if alerts is None or not known(vehicle):
+            return not_found(request, session)
+        try:
+            await run_in_threadpool(alerts.record_done, vehicle, item, session.user)
+        except KeyError:
+            return page(request, "fleet_error.html", session, status_code=404,
+                        title_fr="Entretien inconnu", title_en="Unknown maintenance item",
+                        message="Cet entretien n'est pas prévu pour ce véhicule.")
+        board.notify({vehicle})
+        return finish(request, RedirectResponse(f"/fleet/vehicles/{vehicle}#maintenance",
+                                                303), session)
+
+    # -- the funders' reports -------------------------------------------------------------
+
+    def refused(request: Request, session: Session, status: int, message: str) -> Response:
+        return page(request, "fleet_error.html", session, status_code=status,
+                    title_fr="Rapport impossible", title_en="No report", message=message)
+
+    def not_yours(request: Request, session: Session) -> Response:
+        return refused(request, session, 403, "Votre rôle ne permet pas de voir les rapports "
+                       "ni les trajets (réservé à la gestion de flotte).")
+
+    @router.get("/reports", response_class=HTMLResponse)
+    def reports_page(request: Request, session: Session = page_user) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        today = dash.now().astimezone(dash.zone).date()
+        return page(request, "fleet_reports.html", session, months=recent_months(today, 12),
+                    today=today)  # fmt: skip
+
+    @router.get("/reports/download")
+    async def report_download(
+        request: Request, session: Session = page_user, month: str | None = None,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None, format: str = "pdf",
+    ) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        try:
+            if format not in MEDIA:
+                raise ValueError(f"format: pdf, xlsx ou csv, pas {format[:10]!r}")
+            if month is not None:
+                period = Period.month(month[:7], dash.zone)
+            elif start is not None and end is not None:
+                period = Period(start, end, dash.zone)
+            else:
+                raise ValueError("un mois (month=2026-11) ou une période (from=, to=)")
+            if (period.last - period.first).days >= MAX_REPORT_DAYS:
+                raise ValueError(f"au plus {MAX_REPORT_DAYS} jours")
+        except ValueError as exc:
+            return refused(request, session, 422, f"Période ou format invalide : {exc}")
+        made = await run_in_threadpool(reporter.make, period, format)  # type: ignore[arg-type]
+        return finish(request, Response(made.content, media_type=made.media, headers={
+            "Content-Disposition": f'attachment; filename="{made.name}"'}), session)
+
+    @router.get("/vehicles/{vehicle}/trips", response_class=HTMLResponse)
+    async def trips_page(request: Request, vehicle: str, session: Session = page_user,
+                         day: date | None = None) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        if not known(vehicle):
+            return not_found(request, session)
+        day = day or dash.now().astimezone(dash.zone).date()
+        period = Period(day, day, dash.zone)
+        found = await run_in_threadpool(reporter.days, vehicle, period)
+        return page(request, "fleet_trips.html", session, v=dash.detail(vehicle), day=day,
+                    tables=trip_tables(found, period), cell=cell_fr,
+                    before=day - timedelta(days=1), after=day + timedelta(days=1))
+
+    @router.get("/vehicles/{vehicle}/trips.csv")
+    async def trips_csv(
+        request: Request, vehicle: str, session: Session = page_user,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None, table: str = "trajets",
+    ) -> Response:
+        if reporter is None or not session.may("reports"):
+            return not_yours(request, session)
+        if not known(vehicle):
+            return not_found(request, session)
+        today = dash.now().astimezone(dash.zone).date()
+        try:
+            period = Period(start or end or today, end or start or today, dash.zone)
+            if (period.last - period.first).days >= MAX_REPORT_DAYS:
+                raise ValueError(f"au plus {MAX_REPORT_DAYS} jours")
+            found = await run_in_threadpool(reporter.days, vehicle, period)
+            chosen = next((t for t in trip_tables(found, period) if t.name == table), None)
+            if chosen is None:
+                raise ValueError("table : trajets, arrets ou jours")
+        except ValueError as exc:
+            return refused(request, session, 422, f"Période ou table invalide : {exc}")
+        name = f"{table}-{vehicle}-{period.first.isoformat()}_{period.last.isoformat()}.csv"
+        return finish(request, Response(csv_text(chosen).encode("utf-8-sig"),
+                                        media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'}), session)
 
     # -- API and live stream -------------------------------------------------------------
 
@@ -281,7 +422,4 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
 
     if tournee is not None:
         router.include_router(console_pages(tournee, guard, page))
-    if maintenance is not None:
-        router.include_router(maintenance_router(maintenance, alerts, guard, page,
-                                                 board.notify))  # fmt: skip
     return router
