@@ -165,6 +165,11 @@ async def test_out_of_paper_keeps_the_ticket_on_screen_and_tells_staff(
             assert kiosk.app.screen.query_one("#printer", Problem).text == (
                 "Imprimante sans papier : tickets à l'écran seulement.")
         assert kiosk.queue.tickets()[0].status == "waiting"  # checked in all the same
+        # ... and the ground, whose trouble-code rule tells the fleet managers
+        readings = [contract.parse_uplink(r.payload) for r in kiosk.outbox.after(0, 1000)
+                    if r.kind == "reading"]
+        assert [(m.sensor, m.codes) for m in readings] == [  # type: ignore[union-attr]
+            ("printer", ["no_paper"])]
     finally:
         kiosk.queue.close()
 
@@ -202,6 +207,9 @@ async def test_unplugged_mid_day_then_plugged_back(tmp_path: Path) -> None:
             kiosk.app.printed(result)
             await pilot.pause()
             assert staff.text == "", "staff still told of a printer that works again"
+            told = [contract.parse_uplink(r.payload) for r in kiosk.outbox.after(0, 1000)
+                    if r.kind == "reading"]
+            assert [m.codes for m in told] == [["absent"], []]  # type: ignore[union-attr]
             back.unplug()
         assert [t.number for t in kiosk.queue.tickets()] == [1, 2, 3]
     finally:

@@ -96,6 +96,7 @@ class KioskApp(App[None], inherit_bindings=False):
         self.clock = clock
         self.visit_poll_s = visit_poll_s
         self.printer = printer if printer is not None and printer.configured else None
+        self._printer_told = PrinterState.OK  # what the ground was last told of it
         self.ready_file = ready_file
         self.exit_on_ready = exit_on_ready
         self.visit: contract.PlannedVisit | None = None
@@ -332,8 +333,14 @@ class KioskApp(App[None], inherit_bindings=False):
         self.call_from_thread(self.printed, result)
 
     def printed(self, result: PrintResult) -> None:
-        """Staff learn of a printer in trouble on their screen; a patient whose ticket
-        did not print is told to remember the number shown."""
+        """Staff learn of a printer in trouble on their screen, and the fleet managers
+        from the ground (a `printer` sensor's trouble code, when it changes); a patient
+        whose ticket did not print is told to remember the number shown."""
+        if result.state != self._printer_told:
+            codes = [] if result.state == PrinterState.OK else [result.state.value]
+            self.queue.tell(contract.Reading(vehicle=self.queue.vehicle, ts=self.clock.now(),
+                                             sensor="printer", values={}, codes=codes))
+            self._printer_told = result.state
         for screen in self.screen_stack:
             if isinstance(screen, StaffScreen):
                 screen.show_printer(self.printer_problem())

@@ -635,8 +635,14 @@ class PatientQueue:
             return  # one change, unsent once: its queue state would not find room either
         self._put(self.state())
 
+    def tell(self, reading: contract.Reading) -> bool:
+        """Tell the ground of the kiosk's own equipment (its printer), through the outbox
+        the queue's messages take; False when the outbox was full."""
+        with self._lock:
+            return self._put(reading)
+
     def _put(self, message: contract.TicketEvent | contract.QueueState
-             | contract.VisitSummary) -> bool:
+             | contract.VisitSummary | contract.Reading) -> bool:
         if self._outbox is None:
             return True
         try:
