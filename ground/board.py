@@ -16,7 +16,8 @@ from datetime import date, timedelta
 from ground.eta import Forecast, TravelModel, forecast_day
 from ground.fleet import DatedVisit, Fleet, visits_on
 from ground.state import STALE_AFTER, LiveState
-from ground.views import QueueView, StopView, VisitStatus, VisitView
+from ground.views import QueueView, StopView, TicketView, VisitStatus, VisitView
+from medicobus import contract
 from medicobus.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,23 @@ class Board:
         """One commune, its next visit and the others up to the horizon."""
         stop = self.fleet.stop_by_insee(insee)
         return self._stop_view(stop.id, _Live(self), upcoming=True) if stop else None
+
+    def ticket(self, token: str) -> TicketView | None:
+        """The ticket whose QR code holds `token`, as its visit's latest queue lists it;
+        None when no queue of today lists it (unknown, seen, absent, or another day's)."""
+        found = self.state.followed(contract.ticket_ref(token))
+        if found is None:
+            return None
+        visit = next((v for v in self.fleet.day_visits(found.vehicle, self.today())
+                      if v.visit == found.queue.visit), None)
+        if visit is None:
+            return None
+        q, t = found.queue, found.ticket
+        left = q.visit in self.state.get(found.vehicle).departures
+        return TicketView(
+            number=t.ticket, ahead=t.ahead, wait_min=t.wait_min, called=t.called,
+            paused=q.paused, ended=left or not q.open, commune=visit.commune,
+            insee=visit.insee, updated_at=q.ts.astimezone(self.fleet.zone))  # fmt: skip
 
     def forecasts(self, vehicle: str) -> list[Forecast]:
         """Today's forecast for one vehicle's remaining and past visits."""

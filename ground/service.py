@@ -36,6 +36,7 @@ from ground.web.console.api import console_api
 from ground.web.fleet import fleet_router
 from ground.web.fleet.security import Guard
 from ground.web.map import MapSettings
+from ground.web.public.kit import KitSettings
 from ground.web.server import HttpSettings, server_config
 from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
@@ -63,6 +64,7 @@ class GroundSettings(BaseModel):
     time_bounds: TimeBounds = TimeBounds()  # how far a bus's clock may be off
     mairies: MairieSettings = MairieSettings()  # telling the mairies of changes and delays
     map: MapSettings = MapSettings()  # the live map's tile server (OpenStreetMap's)
+    kit: KitSettings = KitSettings()  # the mairies' kit: poster, embeddable block (issue 13)
     reports: ReportSettings = ReportSettings()  # the funders' reports: operator, logo
 
 
@@ -111,7 +113,7 @@ class GroundService:
         self.monthly = (MonthlyMail(mail, self.reporter, settings.database, clock)
                         if mail else None)  # fmt: skip
         self.app = create_app(
-            self.board, http=settings.http, map_settings=settings.map,
+            self.board, http=settings.http, map_settings=settings.map, kit=settings.kit,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
                                auth=auth, map_settings=settings.map, tournee=self.tournee,
                                reporter=self.reporter),

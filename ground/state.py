@@ -108,10 +108,43 @@ class VehicleState:
         return average
 
 
+@dataclass(frozen=True)
+class Followed:
+    """A ticket a phone follows, as the latest queue of its visit lists it."""
+
+    vehicle: str
+    queue: contract.QueueState
+    ticket: contract.FollowedTicket
+
+
 class LiveState:
     def __init__(self) -> None:
         self._vehicles: dict[str, VehicleState] = {}
         self._lock = threading.Lock()
+        # ticket_ref -> (vehicle, visit): the tickets of each visit's latest queue only, so
+        # a ticket seen, absent or of a pruned visit is no longer found.
+        self._followed: dict[str, tuple[str, str]] = {}
+
+    def followed(self, ref: str) -> Followed | None:
+        """The ticket under this reference in its visit's latest queue, if it is there."""
+        with self._lock:
+            where = self._followed.get(ref)
+            if where is None:
+                return None
+            queue = self._vehicles[where[0]].queues.get(where[1])
+            ticket = next((t for t in queue.tickets or () if t.ref == ref), None) \
+                if queue is not None else None  # fmt: skip
+            return None if queue is None or ticket is None else Followed(where[0], queue, ticket)
+
+    def _follow(self, vehicle: str, old: contract.QueueState | None,
+                new: contract.QueueState | None) -> None:
+        if old is not None:
+            for t in old.tickets or ():
+                if self._followed.get(t.ref) == (vehicle, old.visit):
+                    del self._followed[t.ref]
+        if new is not None:
+            for t in new.tickets or ():
+                self._followed[t.ref] = (vehicle, new.visit)
 
     def get(self, vehicle: str) -> VehicleState:
         with self._lock:
@@ -142,6 +175,7 @@ class LiveState:
             elif isinstance(message, contract.QueueState):
                 known = s.queues_at.get(message.visit)
                 if known is None or at >= known:
+                    self._follow(s.vehicle, s.queues.get(message.visit), message)
                     s.queues[message.visit], s.queues_at[message.visit] = message, at
             elif isinstance(message, contract.Reading):
                 _apply_reading(s, message, at)
@@ -149,7 +183,8 @@ class LiveState:
             # QueueState that follows a ticket carries what the live view needs.
             s._applied += 1
             if s._applied % PRUNE_EVERY == 0:
-                _prune(s, received)
+                for visit in _prune(s, received):
+                    self._follow(s.vehicle, visit, None)
 
     def note_off_clock(self, vehicle: str, offset: timedelta, received: datetime) -> None:
         """A message of `vehicle` was set aside: its clock was `offset` from the ground's."""
@@ -192,20 +227,20 @@ def _apply_reading(s: VehicleState, r: contract.Reading, at: datetime) -> None:
         s.codes[r.sensor] = (at, list(r.codes))
 
 
-def _prune(s: VehicleState, now: datetime) -> None:
+def _prune(s: VehicleState, now: datetime) -> list[contract.QueueState]:
     """Forget visits and quantities nothing has said anything of for a while, and keep the
-    newest within the caps."""
+    newest within the caps; the queues forgotten."""
     for times in (s.arrivals, s.departures, s.queues_at):
         for visit in _expired(times, now - KEEP_VISITS, MAX_VISITS):
             del times[visit]
-    for visit in s.queues.keys() - s.queues_at.keys():
-        del s.queues[visit]
+    gone = [s.queues.pop(visit) for visit in s.queues.keys() - s.queues_at.keys()]
     for key in _expired({k: sample[0] for k, sample in s.readings.items()},
                         now - KEEP_READINGS, MAX_READINGS):
         del s.readings[key]
     for sensor in _expired({k: ts for k, (ts, _) in s.codes.items()}, now - KEEP_READINGS,
                            MAX_SENSORS):
         del s.codes[sensor]
+    return gone
 
 
 def _expired(times: dict[K, datetime], before: datetime, cap: int) -> set[K]:

@@ -98,6 +98,21 @@ class QueueView:
 
 
 @dataclass(frozen=True)
+class TicketView:
+    """A ticket followed on its holder's phone: its number and place, never who."""
+
+    number: int
+    ahead: int  # people called before it
+    wait_min: int
+    called: bool
+    paused: bool
+    ended: bool  # the session is over (closed, or the bus left): the page has expired
+    commune: str
+    insee: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class StopView:
     stop: str
     commune: str

@@ -18,6 +18,7 @@ Médicobus: onboard telemetry and ground service for mobile medical centres.
   medicobus demo                    the whole system on this machine, in accelerated time
   medicobus onboard --config FILE   the agent on the bus (GPS -> outbox -> MQTT)
   medicobus kiosk --config FILE     the patients' check-in kiosk on the bus (touchscreen)
+  medicobus display --config FILE   the waiting room's screen, served on the bus's network
   medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
   medicobus ground report --month 2026-11 --format pdf --out rapport.pdf
                                     the funders' activity report (PDF, XLSX, CSV)
@@ -72,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     kiosk.add_argument("--config", type=Path, default=Path("/etc/medicobus/onboard.toml"),
                        help="onboard TOML file (default: /etc/medicobus/onboard.toml)")
+
+    display = sub.add_parser(
+        "display", help="serve the waiting room's screen from the bus (local network)",
+        description="The waiting room's screen: numbers called and to which room, people "
+        "waiting, the estimated wait, a chime and optionally the call spoken; for a TV or a "
+        "tablet on the bus's network, at http://<the Pi>:<[display] port>/.",
+    )  # fmt: skip
+    display.add_argument("--config", type=Path, default=Path("/etc/medicobus/onboard.toml"),
+                         help="onboard TOML file (default: /etc/medicobus/onboard.toml)")
 
     ground = sub.add_parser(
         "ground", help="run the ground service",
@@ -140,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_onboard(args.config)
         if args.command == "kiosk":
             return _run_kiosk(args.config)
+        if args.command == "display":
+            return _run_display(args.config)
         if args.ground_command == "report":
             return _report(args)
         if args.fleet is not None:
@@ -166,6 +178,17 @@ def _run_onboard(config: Path) -> int:
     settings = load_onboard(config)
     source = GpsdSource(settings.gps.host, settings.gps.port, timeout_s=settings.gps.timeout_s)
     Agent(settings, source, SystemClock()).run(stop_on_signals())
+    return 0
+
+
+def _run_display(config: Path) -> int:
+    from medicobus.clock import clock_from_env
+    from onboard.config import load_onboard
+    from onboard.kiosk.queue import bus_queue
+    from onboard.waiting_room import serve
+
+    settings = load_onboard(config)
+    serve(bus_queue(settings, clock_from_env(os.environ), None), settings.display)
     return 0
 
 

@@ -172,6 +172,30 @@ class TicketEvent(_Message):
     event: Literal["checked_in", "called", "seen", "absent"]
 
 
+# --- the queue on the patient's phone (added within version 1 on 2026-12-03, issue 13) ---
+# A ticket's QR code holds a random token; what crosses the air is `ticket_ref(token)`, so
+# neither the broker nor the ground's store holds the address of anyone's page.
+MAX_FOLLOWED = 300
+
+
+def ticket_ref(token: str) -> str:
+    """The reference under which a ticket's token travels: 96 bits of its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+class FollowedTicket(BaseModel):
+    """One ticket as its holder's phone follows it: its number, its token's reference, the
+    people called before it and its forecast wait; `called` once staff called it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ticket: Annotated[int, Field(ge=1, le=9999)]
+    ref: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+    ahead: Annotated[int, Field(ge=0, le=1000)]
+    wait_min: Annotated[int, Field(ge=0, le=10_000)]
+    called: bool = False
+
+
 class QueueState(_Message):
     """The waiting room at a visit, as the kiosk sees it; sent on every change."""
 
@@ -188,6 +212,9 @@ class QueueState(_Message):
     # Since 2026-12 (older buses leave it out): when the last patient waiting or still
     # booked will have been seen, as the kiosk forecasts it from the figures above.
     ends_at: Timestamp | None = None
+    # Since 2026-12-03 (older buses leave it out): the tickets waiting or called while the
+    # session is open, in call order, for the patients' phones.
+    tickets: Annotated[list[FollowedTicket], Field(max_length=MAX_FOLLOWED)] | None = None
 
 
 Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -343,7 +370,7 @@ def identity_digest(key: bytes, day: date, last_name: str, birth: date) -> str:
 # of them, which have no keys of their own.
 _HOLDING: dict[type[BaseModel], tuple[str, ...]] = {
     Reading: ("values", "flags"), Batch: ("items",), Plan: ("visits",),
-    Appointments: ("items",),
+    Appointments: ("items",), QueueState: ("tickets",),
 }
 
 

@@ -128,7 +128,7 @@ def run_demo(speed: float, http_port: int, broker_choice: str, gps_choice: str,
     agent = Agent(settings, source, clock)
     bus = threading.Thread(target=agent.run, args=(stop,), name="bus", daemon=True)
     bus.start()
-    kiosk = _serve_kiosk(settings, clock, workdir, stack, kiosk_port)
+    kiosk = _serve_kiosk(settings, clock, workdir, stack, kiosk_port, f"http://127.0.0.1:{port}")
 
     _print_welcome(fleet, day, port, speed, broker, source, workdir, manager, coordinator)
     _print_kiosk(kiosk, bookings, fleet)
@@ -154,25 +154,43 @@ def demo_bookings(plan: contract.Plan) -> list[Booking]:
     return bookings
 
 
-def _serve_kiosk(settings: OnboardSettings, clock: AcceleratedClock, workdir: Path,
-                 stack: contextlib.ExitStack, port: int) -> tuple[int, Path, str]:
-    """The bus's kiosk, in a browser through textual-serve, on the demo's clock and data."""
-    config = workdir / "onboard.toml"
-    config.write_text(  # JSON strings are valid TOML basic strings
+def kiosk_config(settings: OnboardSettings, ground_url: str, printer: Path,
+                 display_port: int) -> str:
+    """The demo bus's onboard.toml for its kiosk and waiting-room screen: its tickets'
+    QR codes open the demo's ground, its printer writes into `printer`."""
+    return (  # JSON strings are valid TOML basic strings
         f"vehicle = {json.dumps(settings.vehicle)}\n"
         f"data_dir = {json.dumps(str(settings.data_dir))}\n"
-        f"[kiosk]\nkey_file = {json.dumps(str(settings.kiosk.key_file))}\n",
-        encoding="utf-8",
-    )
+        f"[kiosk]\nkey_file = {json.dumps(str(settings.kiosk.key_file))}\n"
+        f"follow_url = {json.dumps(ground_url)}\n"
+        f"[printer]\nkind = \"file\"\nport = {json.dumps(str(printer))}\n"
+        f"[display]\nhost = \"127.0.0.1\"\nport = {display_port}\nspeech = true\n")
+
+
+def _serve_kiosk(settings: OnboardSettings, clock: AcceleratedClock, workdir: Path,
+                 stack: contextlib.ExitStack, port: int,
+                 ground_url: str) -> tuple[int, Path, str]:  # fmt: skip
+    """The bus's kiosk, in a browser through textual-serve, on the demo's clock and data;
+    its tickets printed (ESC/POS) into a file, their QR codes opening the demo's ground;
+    and the waiting room's screen, served by the bus."""
+    config = workdir / "onboard.toml"
+    printer = settings.data_dir / "ticket-printer.bin"
+    display = free_port()
+    config.write_text(kiosk_config(settings, ground_url, printer, display), encoding="utf-8")
     port = port if _port_free(port) else free_port()
     env = {**os.environ, CLOCK_ENV: clock.to_env()}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "onboard.kiosk", "--config", str(config), "--serve",
-         "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "kiosk.log").open("wb"),
-        start_new_session=True,  # stopped by us, after the rest, not by the terminal's Ctrl-C
-    )  # fmt: skip
-    stack.callback(_terminate, server)
+    for name, command in (
+            ("kiosk", ["-m", "onboard.kiosk", "--config", str(config), "--serve", "--port",
+                       str(port)]),
+            ("display", ["-m", "medicobus.cli", "display", "--config", str(config)])):
+        server = subprocess.Popen(
+            [sys.executable, *command], env=env, stdout=subprocess.DEVNULL,
+            stderr=(workdir / f"{name}.log").open("wb"),
+            start_new_session=True,  # stopped by us, after the rest, not by the terminal's Ctrl-C
+        )  # fmt: skip
+        stack.callback(_terminate, server)
+    print(f"\nThe waiting room's screen (served by the bus): http://127.0.0.1:{display}/\n"
+          f"The ticket printer (ESC/POS) writes each ticket to {printer}", flush=True)
     return port, config, clock.to_env()
 
 

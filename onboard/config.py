@@ -74,6 +74,17 @@ class KioskSettings(_Section):
     retention_hours: Positive = 24.0  # check-in data on the bus is purged after this
     default_consult_min: Positive = 15.0  # until the day has observed consultations
     timezone: ZoneName = DEFAULT_ZONE  # the fleet's: times on screen, "today"
+    # The ground's public address (https://medicobus.example.org): a ticket's QR code opens
+    # its queue there, at /t/<token>. None: tickets carry no QR code.
+    follow_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
+
+    # The ticket said aloud after check-in (espeak-ng, offline), for who reads or sees badly.
+    speak: bool = False
+    voice_command: list[str] = ["espeak-ng", "-s", "140"]  # then -v <voice> <text>
+
+    def follow_link(self, token: str) -> str | None:
+        """Where the ticket with `token` is followed on a phone."""
+        return None if self.follow_url is None else f"{self.follow_url.rstrip('/')}/t/{token}"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -81,6 +92,42 @@ class KioskSettings(_Section):
 
     def key(self) -> bytes:
         return self.key_file.read_bytes().strip()
+
+
+class PrinterSettings(_Section):
+    """`[printer]` of the onboard configuration. `kind = "none"`: no printer, tickets on
+    screen only. `serial`: `port` is the serial device (prefer /dev/serial/by-id/...);
+    `usb`: the printer's `vendor_id` and `product_id` (lsusb); `file`: `port` is a device
+    file the kernel's usblp driver gives (/dev/usb/lp0), which cannot report its paper."""
+
+    kind: Literal["none", "serial", "usb", "file"] = "none"
+    port: str | None = None
+    baudrate: Annotated[int, Field(ge=300, le=921_600)] = 9600
+    vendor_id: Annotated[int, Field(ge=0, le=0xFFFF)] | None = None
+    product_id: Annotated[int, Field(ge=0, le=0xFFFF)] | None = None
+    # A status query waits this long for the answer (pyserial reads until it times out).
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 0.5
+    profile: str | None = None  # python-escpos printer profile ("TM-T20II"); None: generic
+
+    @model_validator(mode="after")
+    def _device_given(self) -> PrinterSettings:
+        if self.kind in ("serial", "file") and not self.port:
+            raise ValueError(f"port: required for a printer of kind {self.kind!r}")
+        if self.kind == "usb" and (self.vendor_id is None or self.product_id is None):
+            raise ValueError("vendor_id and product_id: required for a USB printer (lsusb)")
+        return self
+
+
+class DisplaySettings(_Section):
+    """`[display]`: the waiting room's screen (a TV or a tablet on the bus's local network,
+    opening http://<the Pi>:<port>/), served by `medicobus display`."""
+
+    host: str = "0.0.0.0"  # the bus's local network: the room's screen is another device
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    room: Annotated[str, Field(min_length=1, max_length=40)] = "cabinet"  # where one goes
+    chime: bool = True
+    speech: bool = False  # the call spoken in French by the browser (speech synthesis)
+    poll_s: Annotated[float, Field(gt=0, le=5)] = 0.25  # how often it looks at the queue
 
 
 SensorType = Literal["engine", "battery", "fridge",
@@ -170,6 +217,8 @@ class OnboardSettings(_Section):
     geofence: GeofenceSettings = GeofenceSettings()
     outbox: OutboxSettings = OutboxSettings()
     kiosk: KioskSettings = KioskSettings()
+    printer: PrinterSettings = PrinterSettings()
+    display: DisplaySettings = DisplaySettings()
     sensors: list[SensorSettings] = []
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@
 set -euo pipefail
 packages=(mosquitto mosquitto-clients gpsd gpsd-clients chromium openssl python3-venv
           victoria-metrics iproute2 nftables
-          libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils)
+          libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
+          zbar-tools espeak-ng)  # issue 13: the poster's QR code read back; the kiosk's voice
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

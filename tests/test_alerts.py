@@ -341,6 +341,15 @@ def test_one_alert_per_new_trouble_code(ground: Ground) -> None:
     assert again.id not in (p0301.id, p0420.id)  # a new episode of that code
 
 
+def test_the_kiosks_printer_in_trouble_opens_an_alert(ground: Ground) -> None:
+    """The kiosk reports its printer as a sensor with codes only (onboard/kiosk/app.py)."""
+    [out] = ground.ingest(ground.reading("printer", codes=["no_paper"]))
+    assert (out.rule, out.key) == ("trouble_code", "printer:no_paper")
+    ground.at(5)
+    [closed] = ground.ingest(ground.reading("printer", codes=[]))  # it printed again
+    assert closed.id == out.id and closed.closed_at == NINE + timedelta(minutes=5)
+
+
 def test_offline_ten_minutes_during_service_hours(fleet_ground: Ground) -> None:
     ground = fleet_ground
     ground.ingest(contract.Position(vehicle=VEHICLE, ts=ground.clock.now(), lat=48.38,

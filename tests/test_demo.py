@@ -61,6 +61,10 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
         # The bus's kiosk is offered in a browser (textual-serve), on the bus's data.
         wait_until(lambda: _status(f"http://127.0.0.1:{kiosk_port}/") == 200,
                    what="the kiosk served")
+        # And the waiting room's screen, served by the bus, from the kiosk's queue.
+        screen = next(m[1] for m in map(_SCREEN.search, lines) if m)
+        wait_until(lambda: _status(screen) == 200, what="the waiting room's screen")
+        assert "Numéro appelé" in httpx.get(screen).text
 
         # The fleet dashboard, with the credentials the demo printed: the fridge's
         # excursion (09:00, a quarter of an hour above 8 °C) opens an alert, then closes it.
@@ -93,6 +97,7 @@ def test_demo_shows_a_live_eta_and_stops_on_ctrl_c(tmp_path: Path, options: list
 
 
 VEHICLE = "perche-1"
+_SCREEN = re.compile(r"waiting room's screen \(served by the bus\): (http://\S+)")
 _COMMUNE = re.compile(r"/communes/(\d{5})\s+(.+), \d\d:\d\d–\d\d:\d\d$")
 _CREDENTIALS = re.compile(r"log in as (\S+), password (\S+)")
 

@@ -399,11 +399,12 @@ ALLOWED_FIELDS = {
     "ticket": {"v", "id", "kind", "vehicle", "ts", "visit", "ticket", "appointment", "event"},
     "queue": {"v", "id", "kind", "vehicle", "ts", "visit", "open", "paused", "waiting",
               "in_consultation", "booked_remaining", "last_booked", "consult_min", "wait_min",
-              "ends_at"},
+              "ends_at", "tickets"},
     "summary": {"v", "id", "kind", "vehicle", "ts", "visit", "opened", "closed", "booked",
                 "checked_in_name", "checked_in_code", "walk_in", "seen", "absent", "no_show",
                 "waits_s"},
 }
+FOLLOWED_FIELDS = {"ticket", "ref", "ahead", "wait_min", "called"}  # each of `tickets`
 
 
 def _values(payload: dict[str, Any]) -> list[Any]:
@@ -442,7 +443,9 @@ def test_the_outbox_gets_anonymous_events_and_queue_states(
     assert (states[0].open, states[0].waiting, states[0].booked_remaining) == (True, 0, 1)
     assert (states[2].waiting, states[2].booked_remaining) == (2, 0)
     assert states[-2].paused and states[-2].open
-    assert states[-1].open is False
+    assert states[-1].open is False and states[-1].tickets == []  # closed: nothing to follow
+    assert [(t.ticket, t.ahead, t.called) for t in states[2].tickets or ()] == [
+        (1, 0, False), (2, 1, False)]  # the walk-in first: the booking is not due yet
     summary = messages[-1]
     assert isinstance(summary, contract.VisitSummary)
     assert (summary.walk_in, summary.checked_in_name, summary.seen, summary.absent,
@@ -451,10 +454,12 @@ def test_the_outbox_gets_anonymous_events_and_queue_states(
     for row in rows:
         payload = json.loads(row.payload)
         assert set(payload) <= ALLOWED_FIELDS[row.kind]
+        for followed in payload.get("tickets", []):
+            assert set(followed) <= FOLLOWED_FIELDS
         text = json.dumps(_values(payload), ensure_ascii=False)
         bare = row.payload.replace(payload["id"], "")  # as sent, raw escapes included
         for value in [WALK_IN_INITIALS, BOOKED_INITIALS, REASON, str(BIRTH_YEAR), "Q.", "É",
-                      "Ø", "\\u00c9", "\\u00d8"]:
+                      "Ø", "\\u00c9", "\\u00d8", w.token, b.token]:  # the tokens: refs only
             assert value not in text and value not in bare
         assert BIRTH_YEAR not in _values(payload)
 

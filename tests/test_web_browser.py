@@ -108,7 +108,7 @@ def test_commune_page_updates_live(browser: Browser, server: LiveServer, scene: 
         scene.status("online")
         scene.arrive_noce()
         expect(page.locator("#nv-status")).to_have_text("arrivé")
-        expect(page.locator("#nv-eta")).to_have_text("Arrivé à 08:47")
+        expect(page.locator("#nv-eta")).to_have_text("Arrivé à 08:47, avec 17 min de retard")
         expect(page.locator("#link")).to_be_hidden()
         assert page.evaluate("window.__noReload") == 1, "the page was reloaded"
 
@@ -158,6 +158,24 @@ def test_live_texts_come_from_the_server(browser: Browser, server: LiveServer,
         cells = page.locator("#upcoming-rows tr").evaluate_all(
             "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
         assert cells == [row["cells"] for row in event["page"]["rows"]]
+        csp.assert_none()
+    finally:
+        page.close()
+
+
+def test_the_english_page_updates_live_in_english(browser: Browser, server: LiveServer,
+                                                  scene: Scene) -> None:
+    page, csp = open_page(browser, f"{server.url}/communes/{NOCE}", 1024, 900)
+    try:
+        page.click("a.switch")  # the switch, not a second line under each line
+        expect(page.locator("h1")).to_have_text("Médicobus in Nocé")
+        assert page.evaluate("document.documentElement.lang") == "en"
+        assert _wait(lambda: scene.listeners() == 1), "the page opened no event stream"
+        scene.driving_towards_noce(km=30)
+        expect(page.locator("#nv-status")).to_have_text("15 min late")
+        expect(page.locator("#nv-eta")).to_have_text("Expected at 08:45")
+        page.click("a.switch")
+        expect(page.locator("#nv-status")).to_have_text("retard de 15 min")
         csp.assert_none()
     finally:
         page.close()

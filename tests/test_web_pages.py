@@ -172,7 +172,10 @@ def test_commune_page_shows_the_next_visit_in_french(client: TestClient) -> None
     assert "lundi 23 novembre, matin" in text
     assert "Horaires prévus : 08:30 – 10:30" in text
     assert re.search(r'id="nv-status" class="status status-planned">prévu<', r.text)
-    assert "scheduled" in text  # English, secondary
+    # French only, read once; English is a switch, not a line under each line
+    assert "scheduled" not in text and "Next visit" not in text
+    assert re.findall(r'\slang="en"', r.text) == [' lang="en"']  # the switch's link
+    assert 'href="?lang=en"' in r.text and ">English</a>" in r.text
     assert "Arrivée estimée : 08:30" in text
     assert "Départ estimé : 10:30" in text
     assert "mis à jour à 08:00" in text
@@ -189,11 +192,29 @@ def test_commune_page_shows_the_next_visit_in_french(client: TestClient) -> None
     assert "Liaison avec le bus perdue" not in text
 
 
+def test_commune_page_in_english_on_its_switch(client: TestClient) -> None:
+    r = client.get(f"/communes/{NOCE}", params={"lang": "en"})
+    assert r.status_code == 200 and '<html lang="en">' in r.text
+    text = text_of(r.text)
+    assert "Médicobus in Nocé" in text and "Parking place: Place de l'église" in text
+    assert "Monday 23 November, morning" in text and "Planned hours: 08:30 – 10:30" in text
+    assert "scheduled" in text and "Expected at 08:30" in text
+    assert "Expected to leave at 10:30" in text and "updated at 08:00" in text
+    assert "Wednesday 25 November" in text and "afternoon" in text
+    for french in ("Prochain passage", "prévu", "Arrivée estimée", "mis à jour", "lundi"):
+        assert french not in text, french
+    assert f'data-events="/communes/{NOCE}/events?lang=en"' in r.text
+    assert 'href="?lang=fr"' in r.text and ">Français</a>" in r.text
+    assert client.get(f"/communes/{NOCE}", params={"lang": "de"}).status_code == 422
+
+
 def test_commune_page_shows_delay_arrival_and_link_loss(client: TestClient,
                                                         scene: Scene) -> None:
     scene.driving_towards_noce(km=30)  # 30 km * 1.35 at 15 m/s: 45 min, so 08:45
     text = text_of(client.get(f"/communes/{NOCE}").text)
-    assert "retard de 15 min" in text and "15 min late" in text
+    assert "retard de 15 min" in text and "15 min late" not in text
+    english = text_of(client.get(f"/communes/{NOCE}?lang=en").text)
+    assert "15 min late" in english and "Expected at 08:45" in english
     assert "Arrivée estimée : 08:45" in text
     assert "Départ estimé : 10:45" in text
 
@@ -207,7 +228,10 @@ def test_commune_page_shows_delay_arrival_and_link_loss(client: TestClient,
     scene.status("online")
     scene.arrive_noce()
     text = text_of(client.get(f"/communes/{NOCE}").text)
-    assert "arrivé" in text and "Arrivé à 08:47" in text
+    # once there, the page still says how late it came
+    assert "arrivé" in text and "Arrivé à 08:47, avec 17 min de retard" in text
+    english = text_of(client.get(f"/communes/{NOCE}?lang=en").text)
+    assert "Arrived at 08:47, 17 min late" in english
     assert "Liaison avec le bus perdue" not in text
     assert "Arrivée estimée" not in text
     scene.clock.advance(10)
@@ -223,7 +247,8 @@ def test_cancelled_visit_shows_the_reason() -> None:
     scene = Scene(fleet)
     with TestClient(create_app(scene.board)) as client:
         text = text_of(client.get(f"/communes/{NOCE}").text)
-        assert re.search(r"\bannulé\b", text) and "cancelled" in text
+        assert re.search(r"\bannulé\b", text)
+        assert "cancelled" in text_of(client.get(f"/communes/{NOCE}?lang=en").text)
         assert "Motif : Médecin absent ; désolés" in text
         assert "Arrivée estimée" not in text
         api = client.get(f"/api/v1/stops/{NOCE}").json()

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from ground.web.headers import SecurityHeaders, content_security_policy
 from ground.web.map import MapSettings
+from ground.web.public.kit import KitSettings
 from ground.web.public.routes import REFRESH_S, TEMPLATES, Board, public_router, public_templates
 from ground.web.server import HttpSettings
 from medicobus.clock import Clock, SystemClock
@@ -43,7 +44,8 @@ class GroundApp(FastAPI):
 def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFRESH_S,
                fleet: APIRouter | None = None, http: HttpSettings | None = None,
                console: APIRouter | None = None,
-               map_settings: MapSettings | None = None) -> FastAPI:  # fmt: skip
+               map_settings: MapSettings | None = None,
+               kit: KitSettings | None = None) -> FastAPI:  # fmt: skip
     """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
     its own login) under /fleet, and with `console` the coordinator's console beside it.
     `http`: the headers and body limit (default settings); `map_settings`: the live map's
@@ -51,9 +53,10 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
     clock = clock or getattr(board, "clock", None) or SystemClock()
     http = http or HttpSettings()
     tiles = map_settings or MapSettings()
+    csp = content_security_policy([tiles.tile_origin])
     app = GroundApp(
         hsts=http.hsts,
-        csp=content_security_policy([tiles.tile_origin]),
+        csp=csp,
         max_body_size=http.max_body_bytes,
         docs_url=None,
         redoc_url=None,
@@ -66,7 +69,7 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
     for room in (fleet, console):
         if room is not None:
             app.include_router(room, prefix="/fleet")
-    app.include_router(public_router(board, clock, refresh_s))
+    app.include_router(public_router(board, clock, refresh_s, kit, csp))
     templates = public_templates()
 
     @app.exception_handler(StarletteHTTPException)

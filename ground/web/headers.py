@@ -54,7 +54,9 @@ def security_headers(hsts: bool, csp: str = CSP) -> dict[str, str]:
 
 
 class SecurityHeaders:
-    """Adds `security_headers(hsts, csp)` to every HTTP response's head."""
+    """Adds `security_headers(hsts, csp)` to every HTTP response's head, but for a header
+    the route set itself: the phone page's stricter referrer policy, the embeddable
+    block's framing policy."""
 
     def __init__(self, app: ASGIApp, hsts: bool = False, csp: str = CSP) -> None:
         self.app = app
@@ -69,7 +71,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 head = MutableHeaders(scope=message)
                 for name, value in self.headers.items():
-                    head[name] = value
+                    head.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -34,9 +34,11 @@ from textual.widgets import Button, Input
 from medicobus import contract
 from medicobus.clock import Clock
 from onboard.config import KioskSettings, OnboardSettings
-from onboard.kiosk import i18n
+from onboard.kiosk import i18n, voice
+from onboard.kiosk.i18n import _
 from onboard.kiosk.matching import AppointmentBook, InputError, initials
-from onboard.kiosk.queue import PatientQueue, Ticket, current_visit
+from onboard.kiosk.printer import PrinterState, PrintResult, Slip, TicketPrinter
+from onboard.kiosk.queue import PatientQueue, Ticket, bus_queue, current_visit
 from onboard.kiosk.screens.appointment import (
     BirthDateScreen,
     CodeScreen,
@@ -54,7 +56,7 @@ from onboard.kiosk.screens.walk_in import (
     ReasonScreen,
 )
 from onboard.kiosk.screens.welcome import ChoiceScreen, Reception, WelcomeScreen
-from onboard.kiosk.session import Session, StaffLock, wait_minutes
+from onboard.kiosk.session import PRINTER_PROBLEMS, Session, StaffLock, clock_time, wait_minutes
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class KioskApp(App[None], inherit_bindings=False):
     def __init__(self, queue: PatientQueue, book_loader: Callable[[], AppointmentBook],
                  visit_loader: Callable[[], contract.PlannedVisit | None],
                  settings: KioskSettings, clock: Clock, *, visit_poll_s: float = 15.0,
+                 printer: TicketPrinter | None = None,
                  ready_file: Path | None = None, exit_on_ready: bool = False) -> None:
         super().__init__()
         self.queue = queue
@@ -92,6 +95,8 @@ class KioskApp(App[None], inherit_bindings=False):
         self.settings = settings
         self.clock = clock
         self.visit_poll_s = visit_poll_s
+        self.printer = printer if printer is not None and printer.configured else None
+        self._printer_told = PrinterState.OK  # what the ground was last told of it
         self.ready_file = ready_file
         self.exit_on_ready = exit_on_ready
         self.visit: contract.PlannedVisit | None = None
@@ -192,7 +197,12 @@ class KioskApp(App[None], inherit_bindings=False):
         ticket = await self._step(lambda _: ChoiceScreen(), self._chosen)
         if ticket is not None:
             done = self.set_timer(self.settings.idle_warning_s, self.finish_session)
-            await self.push_screen_wait(self.ticket_screen(ticket))
+            screen = self.ticket_screen(ticket)
+            if self.printer is not None:
+                self.print_slip(self.slip(screen))
+            if self.settings.speak:
+                self.speak(self.spoken(screen), self.session.language)
+            await self.push_screen_wait(screen)
             done.stop()
         self.finish_session()
 
@@ -280,6 +290,69 @@ class KioskApp(App[None], inherit_bindings=False):
         return TicketScreen(ticket, ahead=max(0, self.queue.position(ticket) - 1),
                             wait_min=wait_minutes(self.queue.estimated_wait(ticket)))
 
+    # --- the ticket said aloud ---
+
+    def spoken(self, screen: TicketScreen) -> str:
+        """What the voice says of the ticket, in the patient's language."""
+        words = [_("Your number is {number}.").format(number=screen.ticket.number),
+                 screen.ahead_text()]
+        if screen.wait_min:
+            words.append(screen.wait_text() + ".")
+        return " ".join([*words, _("Please sit down. We will call your number.")])
+
+    @work(group="voice", thread=True)
+    def speak(self, text: str, language: str) -> None:
+        """On a thread of its own: espeak-ng takes seconds to say it."""
+        voice.say(self.settings.voice_command, text, language)
+
+    # --- the printed ticket ---
+
+    def slip(self, screen: TicketScreen) -> Slip:
+        """The paper ticket, worded now in the patient's language (the printer's thread
+        must not ask gettext: the language is the kiosk's, which changes per patient)."""
+        ticket = screen.ticket
+        place = screen.ahead_text(), *([screen.wait_text()] if screen.wait_min else [])
+        commune = self.visit.commune if self.visit is not None else ""
+        link = self.settings.follow_link(ticket.token) if ticket.token else None
+        return Slip(
+            header=("Médicobus" + (f" · {commune}" if commune else ""), _("Your number")),
+            number=ticket.number,
+            lines=(_("Arrived at {time}").format(
+                time=clock_time(ticket.checked_in, self.settings.zone)), *place,
+                *([_("Follow your turn on your phone:")] if link else [])),
+            qr=link,
+            footer=(_("Please sit down. We will call your number."),),
+        )  # fmt: skip
+
+    @work(group="printer", thread=True)
+    def print_slip(self, slip: Slip) -> None:
+        """On a thread of its own: the printer's I/O blocks (a serial timeout, a USB
+        printer that went away) and the screen must not wait for it."""
+        assert self.printer is not None
+        result = self.printer.print(slip)
+        self.call_from_thread(self.printed, result)
+
+    def printed(self, result: PrintResult) -> None:
+        """Staff learn of a printer in trouble on their screen, and the fleet managers
+        from the ground (a `printer` sensor's trouble code, when it changes); a patient
+        whose ticket did not print is told to remember the number shown."""
+        if result.state != self._printer_told:
+            codes = [] if result.state == PrinterState.OK else [result.state.value]
+            self.queue.tell(contract.Reading(vehicle=self.queue.vehicle, ts=self.clock.now(),
+                                             sensor="printer", values={}, codes=codes))
+            self._printer_told = result.state
+        for screen in self.screen_stack:
+            if isinstance(screen, StaffScreen):
+                screen.show_printer(self.printer_problem())
+            if isinstance(screen, TicketScreen) and screen.ticket.number == result.number:
+                screen.show_unprinted(result.state != PrinterState.OK)
+
+    def printer_problem(self) -> str:
+        """What staff should know of the printer now ("" when all is well)."""
+        if self.printer is None or self.printer.state == PrinterState.OK:
+            return ""
+        return _(PRINTER_PROBLEMS[self.printer.state])
+
     def finish_session(self) -> None:
         """Back to the welcome screen with nothing of this patient left: every screen they
         filled is removed (with its fields), the session is new, the language the default."""
@@ -342,7 +415,8 @@ class KioskApp(App[None], inherit_bindings=False):
         """The PIN, then the queue; leaving staff mode clears the kiosk for the next
         patient. A wrong PIN and Back returns to whatever was on screen."""
         if await self.push_screen_wait(PinScreen(self.staff_lock)):
-            await self.push_screen_wait(StaffScreen(self.queue, self.last_called))
+            await self.push_screen_wait(StaffScreen(self.queue, self.last_called,
+                                                    self.printer_problem()))
             self.finish_session()
 
     @on(StaffScreen.Called)
@@ -373,11 +447,10 @@ def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> Kio
     except OSError as exc:
         raise SystemExit(f"kiosk: cannot read the check-in key {kiosk.key_file}: {exc}") from None
     plans = PlanStore(settings.data_dir / "plan.db")
+    printer = TicketPrinter(settings.printer)
     outbox = Outbox(settings.data_dir / "outbox.db", max_rows=settings.outbox.max_rows,
                     reserve_mb=settings.outbox.reserve_mb)
-    queue = PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
-                         default_consult_min=kiosk.default_consult_min,
-                         retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)
+    queue = bus_queue(settings, clock, outbox)
 
     def load_book() -> AppointmentBook:
         return AppointmentBook(plans.load_appointments(), key)
@@ -386,7 +459,7 @@ def build_app(settings: OnboardSettings, clock: Clock, **options: object) -> Kio
         return current_visit(plans.load(), plans.progress(), clock.now())
 
     ready = os.environ.get(READY_FILE_ENV)
-    return KioskApp(queue, load_book, load_visit, kiosk, clock,
+    return KioskApp(queue, load_book, load_visit, kiosk, clock, printer=printer,
                     ready_file=Path(ready) if ready else None,
                     exit_on_ready=bool(os.environ.get(EXIT_ON_READY_ENV)),
                     **options)  # type: ignore[arg-type]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from medicobus.storage import (
     set_aside,
     set_aside_at,
 )
+from onboard.config import OnboardSettings
 from onboard.kiosk.matching import InputError
 from onboard.outbox import Outbox, OutboxFull
 
@@ -100,6 +103,20 @@ def m002_how_bookings_were_found(db: Database) -> None:
     db.execute("ALTER TABLE tickets ADD COLUMN found_by TEXT")
 
 
+@migrations()
+def m003_ticket_token(db: Database) -> None:
+    # The unguessable token of the ticket's QR code: what the patient's phone shows the
+    # queue by (nothing else identifies the ticket outside the bus). Purged with it.
+    db.execute("ALTER TABLE tickets ADD COLUMN token TEXT")
+
+
+TOKEN_BYTES = 16  # 128 random bits: 22 characters in a URL
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
 @dataclass(frozen=True)
 class Ticket:
     number: int  # short, 1.. per visit: what the patient hears called
@@ -114,6 +131,7 @@ class Ticket:
     status: Status
     called_at: datetime | None
     done_at: datetime | None
+    token: str | None = None  # None: a ticket of a kiosk from before tokens
 
 
 def _ts(moment: datetime) -> str:
@@ -133,6 +151,7 @@ def _ticket(row: dict[str, Any]) -> Ticket:
         appointment=row["appointment"], appointment_time=_dt(row["appointment_time"]),
         reason=row["reason"], birth_year=row["birth_year"], checked_in=checked_in,
         status=row["status"], called_at=_dt(row["called_at"]), done_at=_dt(row["done_at"]),
+        token=row.get("token"),
     )  # fmt: skip
 
 
@@ -269,6 +288,15 @@ class PatientQueue:
             self.visit = visit
             self._emit()
 
+    def watch(self) -> str | None:
+        """For a reader that does not run the queue (the waiting-room display, a process of
+        its own): follow the session the kiosk opened last. Its visit, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT visit FROM sessions ORDER BY opened DESC, rowid DESC LIMIT 1").fetchone()
+            self.visit = row[0] if row else None
+            return self.visit
+
     def end_session(self) -> None:
         """Staff ended the session at this stop: no more check-ins, the ground learns the
         queue is closed and gets the visit's summary. Tickets stay until purged."""
@@ -353,7 +381,8 @@ class PatientQueue:
         ).fetchone()[0])  # fmt: skip
         self.db.table("tickets").insert(
             {"visit": visit, "number": number, "kind": kind, "initials": initials,
-             "checked_in": _ts(self.clock.now()), "status": "waiting", **fields})  # fmt: skip
+             "checked_in": _ts(self.clock.now()), "status": "waiting", "token": new_token(),
+             **fields})  # fmt: skip
         ticket = self._get(number)
         self._emit(ticket, "checked_in")
         return ticket
@@ -439,7 +468,24 @@ class PatientQueue:
                 consult_min=min(self.consult_min(), 240.0),
                 wait_min=min(round(self.newcomer_wait().total_seconds() / 60), 10_000),
                 ends_at=self.session_end(),
+                tickets=self.followed() if self._is_open() else [],
             )  # fmt: skip
+
+    def followed(self) -> list[contract.FollowedTicket]:
+        """What the patients' phones show: each ticket called or waiting, in call order,
+        under its token's reference (never the token, never who)."""
+        with self._lock:
+            called = [t for t in self.tickets() if t.status == "called"]
+            shown = [contract.FollowedTicket(ticket=t.number, ref=contract.ticket_ref(t.token),
+                                             ahead=0, wait_min=0, called=True)
+                     for t in called if t.token]
+            for ahead, ticket in enumerate(self.waiting()):
+                if ticket.token:
+                    wait = math.ceil(self.estimated_wait(ticket).total_seconds() / 60)
+                    shown.append(contract.FollowedTicket(
+                        ticket=ticket.number, ref=contract.ticket_ref(ticket.token),
+                        ahead=min(ahead, 1000), wait_min=min(max(0, wait), 10_000)))
+            return shown[:contract.MAX_FOLLOWED]
 
     def publish_state(self) -> None:
         """Put a fresh QueueState in the outbox, e.g. every few minutes as waits tick down."""
@@ -589,8 +635,14 @@ class PatientQueue:
             return  # one change, unsent once: its queue state would not find room either
         self._put(self.state())
 
+    def tell(self, reading: contract.Reading) -> bool:
+        """Tell the ground of the kiosk's own equipment (its printer), through the outbox
+        the queue's messages take; False when the outbox was full."""
+        with self._lock:
+            return self._put(reading)
+
     def _put(self, message: contract.TicketEvent | contract.QueueState
-             | contract.VisitSummary) -> bool:
+             | contract.VisitSummary | contract.Reading) -> bool:
         if self._outbox is None:
             return True
         try:
@@ -603,4 +655,13 @@ class PatientQueue:
             log.error("the outbox is full: the ground was not told of this change of the "
                       "queue (%d so far)", self.unsent)
             return False
+
+
+def bus_queue(settings: OnboardSettings, clock: Clock, outbox: Outbox | None) -> PatientQueue:
+    """The bus's queue file (`data_dir/kiosk.db`) as its configuration says: the kiosk's,
+    with the outbox; the waiting-room display's, without (it only reads)."""
+    kiosk = settings.kiosk
+    return PatientQueue(settings.data_dir / "kiosk.db", outbox, settings.vehicle, clock,
+                        default_consult_min=kiosk.default_consult_min,
+                        retention=timedelta(hours=kiosk.retention_hours), zone=kiosk.timezone)
 

@@ -91,6 +91,14 @@ STATUSES: dict[str, str] = {
 }
 
 
+# What staff see of a printer in trouble (PrinterState's values).
+PRINTER_PROBLEMS: dict[str, str] = {
+    "absent": N_("Printer not found: tickets are on screen only. Check its cable and power."),
+    "no_paper": N_("Printer out of paper: tickets are on screen only."),
+    "failed": N_("The printer failed: tickets are on screen only. Check it."),
+}
+
+
 def error_text(code: str, overrides: dict[str, str] | None = None) -> str:
     message = (overrides or {}).get(code) or ERRORS.get(code) or N_("Please check and try again.")
     return _(message)

@@ -6,9 +6,19 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Button, Digits, Input, Static
+from textual.widgets import Button, Input, Static
 
 from onboard.kiosk.i18n import _
+
+# Pictograms of the first two screens, for a patient who does not read well: the same in
+# every language, and in the kiosk's terminal font (DejaVu Sans Mono has these glyphs,
+# no emoji). A ticked box and an empty one: yes and no, as easy-read (FALC) documents say.
+PICTOGRAMS = {
+    "welcome": "⚕",  # the médicobus: medicine
+    "touch": "☝",  # touch the screen
+    "appointment": "☑",
+    "walk_in": "☐",
+}
 
 
 class BigButton(Button):
@@ -65,8 +75,41 @@ class StaffDoor(Button):
         self.can_focus = False  # patients tabbing through buttons should not land here
 
 
+# Digits seven cells high, for an old eye: Textual's Digits are three, and a font library
+# (pyfiglet) would be a dependency for ten glyphs. Each digit: seven rows of five cells.
+_HUGE = {
+    "0": (" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "),
+    "1": ("  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "),
+    "2": (" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"),
+    "3": ("#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "),
+    "4": ("   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "),
+    "5": ("#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "),
+    "6": ("  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "),
+    "7": ("#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "),
+    "8": (" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "),
+    "9": (" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "),
+}
+
+
+def huge(number: int) -> str:
+    """`number` in seven rows of full blocks."""
+    glyphs = [_HUGE[c] for c in str(number)]
+    return "\n".join("  ".join(g[row] for g in glyphs).replace("#", "█")
+                     for row in range(7))
+
+
+class HugeNumber(Static):
+    """A number in digits seven cells high; `value` is the number as text."""
+
+    DEFAULT_CLASSES = "digits huge"
+
+    def __init__(self, number: int) -> None:
+        super().__init__(huge(number))
+        self.value = str(number)
+
+
 class TicketNumber(Vertical):
-    """A ticket number drawn in large digits, with its word above it."""
+    """A ticket number drawn in huge digits, with its word above it."""
 
     DEFAULT_CLASSES = "ticket-number"
 
@@ -77,7 +120,7 @@ class TicketNumber(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self.label, classes="ticket-label")
-        yield Digits(str(self.number), classes="digits")
+        yield HugeNumber(self.number)
 
 
 class CallBanner(Static):

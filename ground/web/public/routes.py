@@ -4,6 +4,8 @@ JSON API (in /openapi.json) and the iCalendar feed."""
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import time
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
@@ -16,12 +18,26 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
-from ground.views import StopView, VisitView
+from ground.views import StopView, TicketView, VisitView
 from ground.web import sse
+from ground.web.headers import CSP
 from ground.web.public.calendar import calendar_ics
+from ground.web.public.follow import follow_texts
+from ground.web.public.kit import (
+    FEED_AHEAD_DAYS,
+    FEED_BACK_DAYS,
+    KitSettings,
+    atom_feed,
+    embed_policy,
+    month_bounds,
+    poster_pdf,
+    relay_text,
+)
 from ground.web.public.models import DatedVisitOut, ErrorOut, StopDetailOut, StopOut
 from ground.web.public.snapshot import Snapshot
 from ground.web.public.views import (
+    WORDS,
+    Lang,
     commune_page,
     dated_visit_out,
     planned_text,
@@ -41,6 +57,8 @@ class Board(Protocol):
 
     def stop(self, insee: str) -> StopView | None: ...
 
+    def ticket(self, token: str) -> TicketView | None: ...
+
     def version(self, insee: str) -> int: ...
 
     def visits(self, first: date, last: date, stop_ids: Collection[str] | None = None
@@ -56,13 +74,23 @@ def public_templates() -> Jinja2Templates:
 
 
 _STOP_LIST = TypeAdapter(list[StopOut])
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what the kiosk makes (secrets.token_urlsafe)
+# The address holds the token: no cache keeps the page, no other site learns it.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+           "X-Robots-Tag": "noindex"}
 MAX_VISIT_DAYS = 366  # the list of visits covers at most a year
 FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again this often
 
 
-def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> APIRouter:
-    """The mairie pages (not in the schema) and the public API (in it)."""
+def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
+                  kit: KitSettings | None = None, csp: str = CSP) -> APIRouter:
+    """The mairie pages (not in the schema) and the public API (in it); `kit`: the
+    mairie's kit (poster, embeddable block, feed), `csp` the site's policy (the block's
+    framing is allowed from there)."""
     zone = board.fleet.zone
+    kit = kit or KitSettings()
+    framing = {"Content-Security-Policy": embed_policy(csp, kit.embed_ancestors),
+               "X-Frame-Options": "SAMEORIGIN"}  # older browsers: never another site
     templates = public_templates()
     router = APIRouter()
 
@@ -103,33 +131,78 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
         return page(request, "index.html", stops=stops)
 
     @router.get("/communes/{insee}", response_class=HTMLResponse, include_in_schema=False)
-    def commune(request: Request, insee: str) -> HTMLResponse:
+    def commune(request: Request, insee: str, lang: Lang = "fr") -> HTMLResponse:
+        """In French; in English on the page's switch (`?lang=en`), not both at once."""
         s = board.stop(insee)
         if s is None:
             return page(request, "404.html", status_code=404)
-        return page(request, "commune.html", s=commune_page(s, zone, clock.now()))
+        return page(request, "commune.html", s=commune_page(s, zone, clock.now(), lang),
+                    relay=relay_text(s, live_url(request, insee)), lang=lang, w=WORDS[lang])
+
+    def live_url(request: Request, insee: str) -> str:
+        return f"{str(request.base_url).rstrip('/')}/communes/{insee}"
+
+    def month_visits(insee: str, first: date | None = None,
+                     last: date | None = None) -> list[VisitView]:
+        """The commune's visits of this month (or between `first` and `last`)."""
+        today = clock.now().astimezone(zone).date()
+        start, end = month_bounds(today)
+        stops = [s.id for s in board.fleet.stops if s.insee == insee]
+        return board.visits(first or start, last or end, stops)
+
+    @router.get("/communes/{insee}/affiche.pdf", include_in_schema=False)
+    def poster(request: Request, insee: str) -> Response:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        today = clock.now().astimezone(zone).date()
+        pdf = poster_pdf(s, month_visits(insee), today, kit.booking, live_url(request, insee))
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="medicobus-{insee}-affiche.pdf"'})
+
+    @router.get("/communes/{insee}/embed", response_class=HTMLResponse,
+                include_in_schema=False)
+    def embed(request: Request, insee: str) -> HTMLResponse:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        response = page(request, "embed.html", s=commune_page(s, zone, clock.now()))
+        response.headers.update(framing)
+        return response
+
+    @router.get("/communes/{insee}/feed.atom", include_in_schema=False)
+    def feed(request: Request, insee: str) -> Response:
+        s = board.stop(insee)
+        if s is None:
+            return page(request, "404.html", status_code=404)
+        today = clock.now().astimezone(zone).date()
+        visits = month_visits(insee, today - timedelta(days=FEED_BACK_DAYS),
+                              today + timedelta(days=FEED_AHEAD_DAYS))
+        url = live_url(request, insee)
+        return Response(atom_feed(s, visits, url, f"{url}/feed.atom", clock.now()),
+                        media_type="application/atom+xml; charset=utf-8")
 
     # Many pages of one commune wake up together: they share the JSON of one view, keyed
     # by the commune's change number (bumped by the board before it wakes anyone, so a
     # cached view is never older than the change that woke it) and by the clock's second
     # (the view shows times relative to now).
-    cache: dict[str, tuple[tuple[int, datetime], str]] = {}
+    cache: dict[tuple[str, Lang], tuple[tuple[int, datetime], str]] = {}
 
-    def page_json(insee: str) -> str | None:
+    def page_json(insee: str, lang: Lang) -> str | None:
         at = clock.now().replace(microsecond=0)
         key = (board.version(insee), at)
-        hit = cache.get(insee)
+        hit = cache.get((insee, lang))
         if hit is not None and hit[0] == key:
             return hit[1]
         s = board.stop(insee)
         if s is None:
             return None
-        data = commune_page(s, zone, at).model_dump_json()
-        cache[insee] = (key, data)
+        data = commune_page(s, zone, at, lang).model_dump_json()
+        cache[(insee, lang)] = (key, data)
         return data
 
     @router.get("/communes/{insee}/events", include_in_schema=False)
-    async def events(request: Request, insee: str) -> Response:
+    async def events(request: Request, insee: str, lang: Lang = "fr") -> Response:
         if board.stop(insee) is None:
             return JSONResponse({"detail": "commune inconnue"}, status_code=404)
 
@@ -137,10 +210,46 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S) -> A
             return insee in codes
 
         async def next_event() -> sse.Event | None:
-            data = await sse.made_aside(lambda: page_json(insee))
+            data = await sse.made_aside(lambda: page_json(insee, lang))
             return None if data is None else sse.Event(data)
 
         return sse.response(sse.stream(board, next_event, refresh_s, concerns))
+
+    def followed(token: str) -> TicketView | None:
+        return board.ticket(token) if TOKEN.match(token) else None
+
+    @router.get("/t/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def follow(request: Request, token: str, lang: Lang = "fr") -> HTMLResponse:
+        """The queue on the patient's phone: live while the ticket waits; an unknown or
+        expired ticket gets the same words (and 404), so a guess learns nothing."""
+        t = followed(token)
+        live = t is not None and not t.ended
+        response = page(request, "follow.html", status_code=200 if live else 404, lang=lang,
+                        other="en" if lang == "fr" else "fr", texts=follow_texts(t, lang),
+                        events=f"/t/{token}/events?lang={lang}" if live else None)
+        response.headers.update(PRIVATE)
+        return response
+
+    @router.get("/t/{token}/events", include_in_schema=False)
+    async def follow_events(token: str, lang: Lang = "fr") -> Response:
+        t = followed(token)
+        if t is None:
+            return JSONResponse({"detail": "ticket inconnu"}, status_code=404, headers=PRIVATE)
+        insee = t.insee
+
+        def concerns(codes: frozenset[str]) -> bool:  # in the pipeline's thread
+            return insee in codes
+
+        async def next_event() -> sse.Event:
+            now = await sse.made_aside(lambda: followed(token))
+            # The commune page's shape, so live.js places the texts as there.
+            data = json.dumps({"page": {"texts": follow_texts(now, lang), "status": "",
+                                        "rows": []}}, ensure_ascii=False)
+            return sse.Event(data, last=now is None or now.ended)
+
+        response = sse.response(sse.stream(board, next_event, refresh_s, concerns))
+        response.headers.update(PRIVATE)
+        return response
 
     @router.get("/api/v1/stops", response_model=list[StopOut], tags=["stops"],
                 summary="Communes served, with their next visit",

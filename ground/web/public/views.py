@@ -6,9 +6,11 @@ sends them (`PageTexts`), so static/live.js has no wording of its own.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
 
 from ground.fleet import Stop
 from ground.views import StopView, VisitStatus, VisitView
@@ -104,72 +106,126 @@ def stop_detail_out(s: StopView, zone: ZoneInfo, now: datetime) -> StopDetailOut
     )
 
 
-def commune_page(s: StopView, zone: ZoneInfo, now: datetime) -> CommunePageOut:
+def commune_page(s: StopView, zone: ZoneInfo, now: datetime,
+                 lang: Lang = "fr") -> CommunePageOut:
     detail = stop_detail_out(s, zone, now)
-    return CommunePageOut(**dict(detail), page=page_texts(detail))
+    return CommunePageOut(**dict(detail), page=page_texts(detail, lang))
 
 
-# --- the texts of the commune page ---------------------------------------------------------
+# --- the texts of the commune page, in French, or in English on the page's switch ---------
+
+Lang = Literal["fr", "en"]
+
+# The page's fixed words (the template's) and its live sentences (formatted below).
+WORDS: dict[Lang, dict[str, str]] = {
+    "fr": {
+        "title": "Médicobus à {commune}", "all": "← Toutes les communes",
+        "parking": "Stationnement : {place}", "next": "Prochain passage",
+        "planned_hours": "Horaires prévus :", "none": "Aucun passage prévu pour le moment.",
+        "conn": "· connexion interrompue, nouvel essai…", "upcoming": "Passages suivants",
+        "date": "Date", "half": "Demi-journée", "hours": "Horaires", "status": "Statut",
+        "no_more": "Aucun autre passage prévu dans les deux semaines.",
+        "ics": "Ajouter les passages à votre agenda (iCalendar)",
+        "switch": "English", "switch_lang": "en",
+        "reason": "Motif : {reason}", "departed": "Reparti à {t}", "arrived": "Arrivé à {t}",
+        "arrived_late": "Arrivé à {t}, avec {m} min de retard", "eta": "Arrivée estimée : {t}",
+        "etd": "Départ estimé : {t}", "updated": "mis à jour à {t}",
+        "nobody": "Personne en attente", "one": "1 personne en attente",
+        "many": "{n} personnes en attente", "wait": "{people}, attente estimée {m} min",
+        "paused": " (consultations en pause)",
+        "lost_none": "Liaison avec le bus perdue : aucune position reçue",
+        "lost": "Liaison avec le bus perdue : dernière position reçue il y a {m} min",
+    },
+    "en": {
+        "title": "Médicobus in {commune}", "all": "← All communes",
+        "parking": "Parking place: {place}", "next": "Next visit",
+        "planned_hours": "Planned hours:", "none": "No visit planned yet.",
+        "conn": "· connection lost, trying again…", "upcoming": "Upcoming visits",
+        "date": "Date", "half": "Half-day", "hours": "Hours", "status": "Status",
+        "no_more": "No other visit in the next two weeks.",
+        "ics": "Add the visits to your calendar (iCalendar)",
+        "switch": "Français", "switch_lang": "fr",
+        "reason": "Reason: {reason}", "departed": "Left at {t}", "arrived": "Arrived at {t}",
+        "arrived_late": "Arrived at {t}, {m} min late", "eta": "Expected at {t}",
+        "etd": "Expected to leave at {t}", "updated": "updated at {t}",
+        "nobody": "Nobody waiting", "one": "1 person waiting",
+        "many": "{n} people waiting", "wait": "{people}, estimated wait {m} min",
+        "paused": " (consultations paused)",
+        "lost_none": "Link with the bus lost: no position received",
+        "lost": "Link with the bus lost: last position received {m} min ago",
+    },
+}
 
 
-def eta_text(v: VisitOut | None) -> str:
+def day_label(day: date, lang: Lang) -> str:
+    return day_label_fr(day) if lang == "fr" else format_date(day, "EEEE d MMMM", locale="en")
+
+
+def eta_text(v: VisitOut | None, lang: Lang = "fr") -> str:
+    w = WORDS[lang]
     if v is None or v.status is VisitStatus.CANCELLED:
         return ""
     if v.status is VisitStatus.DEPARTED:
-        return f"Reparti à {hm(v.departed_at)}" if v.departed_at else ""
+        return w["departed"].format(t=hm(v.departed_at)) if v.departed_at else ""
     if v.status in (VisitStatus.ARRIVED, VisitStatus.CONSULTING) and v.arrived_at:
-        return f"Arrivé à {hm(v.arrived_at)}"
-    return f"Arrivée estimée : {hm(v.eta)}" if v.eta else ""
+        # Still said once the bus is there: the mairie's residents were told it was late.
+        late = int((v.arrived_at - v.planned_arrive).total_seconds() // 60)
+        if late >= 1:
+            return w["arrived_late"].format(t=hm(v.arrived_at), m=late)
+        return w["arrived"].format(t=hm(v.arrived_at))
+    return w["eta"].format(t=hm(v.eta)) if v.eta else ""
 
 
-def etd_text(v: VisitOut | None) -> str:
+def etd_text(v: VisitOut | None, lang: Lang = "fr") -> str:
     if v is None or v.status in FINISHED or v.etd is None:
         return ""
-    return f"Départ estimé : {hm(v.etd)}"
+    return WORDS[lang]["etd"].format(t=hm(v.etd))
 
 
 def planned_text(v: VisitOut) -> str:
     return f"{hm(v.planned_arrive)} – {hm(v.planned_depart)}"
 
 
-def queue_text(s: StopOut) -> str:
+def queue_text(s: StopOut, lang: Lang = "fr") -> str:
     """'3 personnes en attente, attente estimée 45 min'."""
     q = s.queue
     if q is None:
         return ""
-    people = {0: "Personne en attente", 1: "1 personne en attente"}.get(
-        q.waiting, f"{q.waiting} personnes en attente")
-    text = f"{people}, attente estimée {q.wait_min} min"
-    return text + " (consultations en pause)" if q.paused else text
+    w = WORDS[lang]
+    people = {0: w["nobody"], 1: w["one"]}.get(q.waiting, w["many"].format(n=q.waiting))
+    text = w["wait"].format(people=people, m=q.wait_min)
+    return text + w["paused"] if q.paused else text
 
 
-def link_text(s: StopOut) -> str:
+def link_text(s: StopOut, lang: Lang = "fr") -> str:
     if not s.link_lost:
         return ""
     if s.last_seen_min is None:
-        return "Liaison avec le bus perdue : aucune position reçue"
-    return f"Liaison avec le bus perdue : dernière position reçue il y a {s.last_seen_min} min"
+        return WORDS[lang]["lost_none"]
+    return WORDS[lang]["lost"].format(m=s.last_seen_min)
 
 
-def page_texts(s: StopDetailOut) -> PageTexts:
+def page_texts(s: StopDetailOut, lang: Lang = "fr") -> PageTexts:
     """Every live text of the page, by the id of the element that shows it."""
-    v = s.next_visit
+    v, w = s.next_visit, WORDS[lang]
+
+    def status(u: VisitOut) -> str:
+        return u.label_fr if lang == "fr" else u.label_en
+
     texts = {
-        "nv-day": v.day_label_fr if v else "",
-        "nv-half": v.half_label_fr if v else "",
-        "nv-half-en": half_label(v.half, "en") if v else "",
+        "nv-day": day_label(v.day, lang) if v else "",
+        "nv-half": half_label(v.half, lang) if v else "",
         "nv-planned": planned_text(v) if v else "",
-        "nv-status": v.label_fr if v else "",
-        "nv-status-en": v.label_en if v else "",
-        "nv-cancel": f"Motif : {v.cancel_reason}" if v and v.cancel_reason else "",
-        "nv-eta": eta_text(v),
-        "nv-etd": etd_text(v),
-        "queue": queue_text(s),
-        "link": link_text(s),
-        "updated": f"mis à jour à {hm(s.generated_at)}",
+        "nv-status": status(v) if v else "",
+        "nv-cancel": w["reason"].format(reason=v.cancel_reason) if v and v.cancel_reason else "",
+        "nv-eta": eta_text(v, lang),
+        "nv-etd": etd_text(v, lang),
+        "queue": queue_text(s, lang),
+        "link": link_text(s, lang),
+        "updated": w["updated"].format(t=hm(s.generated_at)),
     }
     rows = [RowTexts(status=u.status, cells=[
-        u.day_label_fr, u.half_label_fr, planned_text(u),
-        u.label_fr + (f" ({u.cancel_reason})" if u.cancel_reason else "")])
+        day_label(u.day, lang), half_label(u.half, lang), planned_text(u),
+        status(u) + (f" ({u.cancel_reason})" if u.cancel_reason else "")])
         for u in s.upcoming]  # fmt: skip
     return PageTexts(texts=texts, status=v.status.value if v else "", rows=rows)

@@ -34,7 +34,7 @@
         show(id, page.texts[id] !== "");
       }
     }
-    $("nv-status").className = "status status-" + page.status;
+    if ($("nv-status")) { $("nv-status").className = "status status-" + page.status; }
 
     var rows = $("upcoming-rows");
     if (rows) {

@@ -67,15 +67,20 @@ class StaffScreen(Screen[None]):
         Binding("ctrl+q", "app.quit", show=False),  # only staff can close the kiosk
     ]
 
-    def __init__(self, queue: PatientQueue, last_called: int | None) -> None:
+    def __init__(self, queue: PatientQueue, last_called: int | None,
+                 printer_problem: str = "") -> None:
         super().__init__()
         self.queue = queue
         self.last_called = last_called
+        self.printer_problem = printer_problem
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="page staff"):
             yield CallBanner(self.last_called, id="called")
             yield Say("", id="summary")
+            printer = Problem(id="printer")
+            printer.show(self.printer_problem)
+            yield printer
             yield DataTable(id="queue", cursor_type="row", zebra_stripes=False)
             yield Problem(id="problem")
             with Grid(classes="staff-actions"):
@@ -123,6 +128,11 @@ class StaffScreen(Screen[None]):
         banner = self.query_one("#called", CallBanner)
         banner.update(CallBanner.words(self.last_called))
         banner.display = self.last_called is not None
+
+    def show_printer(self, problem: str) -> None:
+        """The printer's trouble, or "" once it printed again."""
+        self.printer_problem = problem
+        self.query_one("#printer", Problem).show(problem)
 
     def selected_number(self) -> int | None:
         table = self.query_one("#queue", DataTable)

@@ -26,17 +26,27 @@ class TicketScreen(Screen[None]):
         with Vertical(classes="page"):
             yield Title(_("You are checked in."))
             yield TicketNumber(self.ticket.number, _("Your number"), id="number")
-            if self.ahead == 0:
-                yield Say(_("You are next."), classes="big-fact", id="ahead")
-            else:
-                yield Say(_("People before you: {count}").format(count=self.ahead),
-                          classes="big-fact", id="ahead")
+            yield Say(self.ahead_text(), classes="big-fact", id="ahead")
             if self.wait_min > 0:
-                yield Say(_("Waiting time: about {minutes} minutes").format(
-                    minutes=self.wait_min), classes="big-fact", id="wait")
+                yield Say(self.wait_text(), classes="big-fact", id="wait")
             yield Say(_("Please sit down. We will call your number."))
+            unprinted = Say(_("The ticket could not be printed. Please remember your number."),
+                            classes="problem visible", id="unprinted")
+            unprinted.display = False
+            yield unprinted
             with Horizontal(classes="nav"):
                 yield BigButton(_("Finished"), id="done", variant="success")
+
+    def ahead_text(self) -> str:
+        if self.ahead == 0:
+            return _("You are next.")
+        return _("People before you: {count}").format(count=self.ahead)
+
+    def wait_text(self) -> str:
+        return _("Waiting time: about {minutes} minutes").format(minutes=self.wait_min)
+
+    def show_unprinted(self, unprinted: bool) -> None:
+        self.query_one("#unprinted", Say).display = unprinted
 
     def on_mount(self) -> None:
         self.query_one("#done", BigButton).focus()

@@ -12,7 +12,7 @@ from textual.screen import Screen
 
 from onboard.kiosk import i18n
 from onboard.kiosk.i18n import _
-from onboard.kiosk.widgets import BigButton, CallBanner, Say, StaffDoor, Title
+from onboard.kiosk.widgets import PICTOGRAMS, BigButton, CallBanner, Say, StaffDoor, Title
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,14 @@ class WelcomeScreen(Screen[None]):
         reception = self.reception
         with Vertical(classes="page"):
             yield CallBanner(reception.last_called, id="called")
-            yield Title(_("Hello. Welcome to the médicobus."))
+            yield Title(f"{PICTOGRAMS['welcome']}  {_('Hello. Welcome to the médicobus.')}")
             if not reception.open:
                 yield Say(_("The kiosk opens when the bus arrives."), id="closed")
                 yield Say(_("Please come back a little later."))
             else:
                 if reception.paused:
                     yield Say(_("The doctor is taking a short break."), id="paused")
-                yield Say(_("Choose your language."))
+                yield Say(f"{PICTOGRAMS['touch']}  {_('Choose your language.')}", id="choose")
             with Horizontal(classes="choices languages"):
                 for lang in i18n.available_languages():
                     selected = "selected" if lang == i18n.current_language() else ""
@@ -88,9 +88,10 @@ class ChoiceScreen(Screen[bool | None]):
         with Vertical(classes="page"):
             yield Title(_("Do you have an appointment?"))
             with Vertical(classes="choices"):
-                yield BigButton(_("I have an appointment"), id="appointment", variant="primary")
-                yield BigButton(_("I do not have an appointment"), id="walk-in",
-                                variant="primary")
+                yield BigButton(f"{PICTOGRAMS['appointment']}  {_('I have an appointment')}",
+                                id="appointment", variant="primary")
+                yield BigButton(f"{PICTOGRAMS['walk_in']}  {_('I do not have an appointment')}",
+                                id="walk-in", variant="primary")
             with Horizontal(classes="nav"):
                 yield BigButton(_("Back"), id="back", classes="back")
 
