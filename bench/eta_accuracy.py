@@ -29,16 +29,15 @@ import argparse
 import random
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bench.common import FLEET, VEHICLE, Section, quiet_logs
-from ground import accuracy
-from ground.eta import PACK_UP, TravelModel, forecast_day
-from ground.fleet import Fleet, day_plan, load_fleet, planned_arrivals
-from ground.state import LiveState, VehicleState
+from ground import accuracy, replay
+from ground.eta import PACK_UP, TravelModel
+from ground.fleet import Fleet, day_plan, load_fleet
 from ground.store import Message, Store
 from medicobus import contract
 from medicobus.clock import AcceleratedClock
@@ -53,16 +52,15 @@ WEEKS, LEARN_WEEKS = 4, 2
 SEEDS = (11, 12, 13)  # three months of conditions
 DEPOT = (48.5236, 0.5472)  # Mortagne-au-Perche
 LATENCY = timedelta(seconds=2)  # from the bus to the ground's live state
-EVERY = timedelta(minutes=1)  # how often the published ETAs are scored
-BEFORE = timedelta(minutes=90)  # scored from this long before the first planned arrival
 
 
 @dataclass
 class Day:
     plan: contract.Plan
     tournee: Tournee
-    sent: list[Message]  # what the bus sent, oldest first (geofence's events)
-    reported: list[Message]  # the same but every arrival and departure exactly as it was
+    # What the bus sent (the geofence's events), with when it reached the ground, in order
+    sent: list[replay.Received]
+    reported: list[replay.Received]  # the same but every arrival and departure as it was
 
     @property
     def actual(self) -> dict[str, datetime]:
@@ -162,40 +160,8 @@ def _kiosk(tournee: Tournee, rng: random.Random) -> Iterator[Message]:
                                   waiting=0, consult_min=15.0, wait_min=0, ends_at=end)
 
 
-def _ordered(*parts: Sequence[Message]) -> list[Message]:
-    return sorted((m for part in parts for m in part), key=lambda m: m.ts)
-
-
-Predictor = Callable[[Sequence[contract.PlannedVisit], VehicleState, datetime],
-                     list[accuracy.Prediction]]
-
-
-def model(travel: TravelModel) -> Predictor:
-    def predict(visits: Sequence[contract.PlannedVisit], state: VehicleState,
-                now: datetime) -> list[accuracy.Prediction]:
-        return accuracy.published(forecast_day(visits, state, now, travel), now, VEHICLE)
-    return predict
-
-
-def replay(day: Day, messages: Sequence[Message], predictors: dict[str, Predictor]
-           ) -> dict[str, list[accuracy.Prediction]]:
-    """Every minute of the day's service, what each predictor publishes, on the live
-    state of what reached the ground by then."""
-    state = LiveState()
-    visits = day.plan.visits
-    made: dict[str, list[accuracy.Prediction]] = {name: [] for name in predictors}
-    now = visits[0].arrive - BEFORE
-    end = max([*day.actual.values(), visits[-1].depart])
-    i = 0
-    while now <= end:
-        while i < len(messages) and messages[i].ts + LATENCY <= now:
-            state.apply(messages[i], messages[i].ts + LATENCY)  # type: ignore[arg-type]
-            i += 1
-        vehicle = state.get(VEHICLE)
-        for name, predict in predictors.items():
-            made[name] += predict(visits, vehicle, now)
-        now += EVERY
-    return made
+def _ordered(*parts: Sequence[Message]) -> list[replay.Received]:
+    return sorted(((m, m.ts + LATENCY) for part in parts for m in part), key=lambda r: r[1])
 
 
 def learn(fleet: Fleet, days: Sequence[Day], workdir: Path) -> TravelModel:
@@ -203,11 +169,9 @@ def learn(fleet: Fleet, days: Sequence[Day], workdir: Path) -> TravelModel:
     learned from as the service does at start."""
     store = Store(workdir / "ground.db", AcceleratedClock(datetime.now().astimezone(), 1.0))
     for d in days:
-        store.record([(m, m.ts + LATENCY) for m in d.sent])
+        store.record(d.sent)
     travel = TravelModel()
-    since = datetime.combine(MONTH, datetime.min.time(), fleet.zone)
-    travel.learn(store.legs(since=since))
-    travel.learn_arrivals(planned_arrivals(fleet, store.arrivals(since=since)))
+    replay.learn(travel, store, fleet, datetime.combine(MONTH, datetime.min.time(), fleet.zone))
     store.close()
     return travel
 
@@ -232,15 +196,14 @@ def run(seeds: Sequence[int] = SEEDS) -> Section:
         scored_days += later
         with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
             travel = learn(fleet, learning, Path(tmp))
-        predictors: dict[str, Predictor] = {
-            "model": model(travel), "schedule + deviation": accuracy.schedule_deviation,
-            "schedule only": accuracy.schedule_only, "model, nothing learned": model(
-                TravelModel())}  # fmt: skip
+        predictors = replay.predictors(travel)
+        cold = {**predictors, "model, nothing learned": replay.model(TravelModel())}
         for day in later:
+            until = max([*day.actual.values(), day.plan.visits[-1].depart])
             for arrivals, messages in (("geofence", day.sent), ("reported", day.reported)):
-                chosen = predictors if arrivals == "geofence" else {
-                    k: v for k, v in predictors.items() if k != "model, nothing learned"}
-                for name, made in replay(day, messages, chosen).items():
+                chosen = cold if arrivals == "geofence" else predictors
+                for name, made in replay.replay(day.plan.visits, messages, chosen,
+                                                until).items():
                     scored.setdefault(f"{name}, {arrivals}", []).extend(
                         accuracy.score(made, day.actual))
     return section(scored, learning_days, scored_days)
@@ -273,7 +236,7 @@ def section(scored: dict[str, list[accuracy.Scored]], learning: Sequence[Day],
     s.markdown = [
         f"{len(learning)} service days learned from, {len(scored_days)} scored (weeks "
         f"{LEARN_WEEKS + 1} to {WEEKS} of each simulated month), a prediction a minute "
-        f"from {BEFORE.seconds // 60} min before the first planned arrival; "
+        f"from {replay.BEFORE.seconds // 60} min before the first planned arrival; "
         f"{conditions_seen}.",
         "", *accuracy.markdown(tables)]
     return s
@@ -282,7 +245,7 @@ def section(scored: dict[str, list[accuracy.Scored]], learning: Sequence[Day],
 def _conditions(days: Sequence[Day]) -> str:
     stops = sum(len(d.tournee.stops) for d in days)
     planned = sum(len(d.plan.visits) for d in days)
-    detected = sum(1 for d in days for m in d.sent
+    detected = sum(1 for d in days for m, _ in d.sent
                    if isinstance(m, contract.VisitEvent) and m.event == "arrival")
     return (f"{planned} visits planned, {stops} held, {detected} arrivals detected by the "
             "geofence")

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
-from ground.fleet import Fleet, load_fleet, planned_arrivals
+from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.replay import LEARN_WEEKS, learn
 from ground.state import STALE_AFTER, LiveState
 from ground.store import DeadLetterLimits, Store
 from ground.timebounds import TimeBounds
@@ -41,7 +42,6 @@ from medicobus.settings import load_toml
 
 log = logging.getLogger(__name__)
 
-LEARN_WEEKS = 8
 
 
 class GroundSettings(BaseModel):
@@ -122,10 +122,7 @@ class GroundService:
             # Stored before the ground judged times: what is outside the window stays out.
             if bounds.judge(message, received) is None:
                 self.state.apply(message, received)
-        learned_since = midnight - timedelta(weeks=LEARN_WEEKS)
-        self.travel.learn(self.store.legs(since=learned_since))
-        self.travel.learn_arrivals(planned_arrivals(
-            self.fleet, self.store.arrivals(since=learned_since)))
+        learn(self.travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every

@@ -19,6 +19,7 @@ Médicobus: onboard telemetry and ground service for mobile medical centres.
   medicobus onboard --config FILE   the agent on the bus (GPS -> outbox -> MQTT)
   medicobus kiosk --config FILE     the patients' check-in kiosk on the bus (touchscreen)
   medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
+  medicobus ground eta-replay --from D --to D   the ETAs of recorded days, scored
 """
 
 
@@ -91,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the fleet's only one)")
     ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
                         "the day, YYYY-MM-DD (default: today)")
+    # eta-replay: the store's recorded days through the ETA model and both baselines.
+    ground.add_argument("action", nargs="?", choices=["eta-replay"],
+                        help="eta-replay: re-run the recorded days from --from to --to "
+                        "through the current ETA model and the baselines (schedule only; "
+                        "schedule plus current deviation), print their accuracy, exit")
+    ground.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    ground.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD")
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -111,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 parser.error("--fleet ne va qu'avec --check / --fleet goes with --check")
             return _check_fleet(args.fleet)
+        if args.action == "eta-replay":
+            if args.first is None or args.last is None or args.last < args.first:
+                parser.error("eta-replay: --from et --to, dans l'ordre / --from and --to, "
+                             "in order")
+            return _eta_replay(args.config, args.first, args.last)
         if args.import_appointments:
             return _import_appointments(args.config, args.import_appointments, args.vehicle,
                                         args.date)
@@ -143,6 +156,30 @@ def _run_kiosk(config: Path) -> int:
     logging.basicConfig(filename=settings.data_dir / "kiosk.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     run_kiosk(settings, clock_from_env(os.environ))
+    return 0
+
+
+def _eta_replay(config: Path, first: date, last: date) -> int:
+    from ground.accuracy import markdown, table
+    from ground.fleet import load_fleet
+    from ground.replay import eta_replay
+    from ground.service import load_ground
+    from ground.store import Store
+    from ground.tournee import Tournee
+    from medicobus.clock import SystemClock
+
+    settings = load_ground(config)
+    tournee = Tournee(load_fleet(settings.fleet), settings.database, SystemClock())
+    store = Store(settings.database)
+    try:
+        done = eta_replay(store, tournee.fleet, first, last)
+    finally:
+        store.close()
+        tournee.close()
+    print(f"ETA replay {first} – {last}: {done.days} days, {done.visits} visits planned, "
+          f"{done.arrived} reached (reported or seen in the positions); predictions made "
+          "every minute, scored against the real arrivals.\n")
+    print("\n".join(markdown({name: table(s) for name, s in done.scored.items()})))
     return 0
 
 
