@@ -50,6 +50,7 @@ from onboard.telemetry.simulated import Conditions, StopTimes, Tournee
 MONTH = date(2027, 2, 1)  # a Monday; four weeks without a public holiday
 WEEKS, LEARN_WEEKS = 4, 2
 SEEDS = (11, 12, 13)  # three months of conditions
+NO_KIOSK = 0.3  # the share of days the kiosk is off (broken, a replacement bus)
 DEPOT = (48.5236, 0.5472)  # Mortagne-au-Perche
 LATENCY = timedelta(seconds=2)  # from the bus to the ground's live state
 
@@ -106,7 +107,8 @@ def simulate(fleet: Fleet, day: date, seed: int, workdir: Path) -> Day | None:
     tournee = Tournee.build(plan, DEPOT, start_delay_s=late, seed=rng.randrange(1 << 30),
                             conditions=c)
     positions, events = bus_messages(plan, tournee, workdir / f"{day}.plan.db")
-    queues = list(_kiosk(tournee, rng))
+    kiosk = random.Random(f"kiosk:{seed}:{day}").random() >= NO_KIOSK  # a day without
+    queues = list(_kiosk(tournee, rng)) if kiosk else []
     reported: list[Message] = [
         _event(kind, s, ts) for s in tournee.stops
         for kind, ts in (("arrival", s.arrive), ("departure", s.depart))]

@@ -61,6 +61,7 @@ class TravelModel:
     def __init__(self) -> None:
         self._observed: dict[tuple[str, str], list[float]] = {}
         self._early: dict[tuple[str, str], list[float]] = {}
+        self._overrun: dict[tuple[str, str], list[float]] = {}
 
     def learn(self, legs: Iterable[tuple[str, str, float]]) -> None:
         for origin, dest, seconds in legs:
@@ -71,6 +72,19 @@ class TravelModel:
         """Past arrivals at their planned visits: how early the bus comes to each stop."""
         for v, arrived in arrivals:
             self._early.setdefault(_entry(v), []).append((arrived - v.arrive).total_seconds())
+
+    def learn_departures(self, departures: Iterable[tuple[contract.PlannedVisit, datetime]]
+                         ) -> None:
+        """Past departures from their planned visits: how long past its planned end the bus
+        leaves each stop (the queue, lunch before the afternoon's drive)."""
+        for v, left in departures:
+            self._overrun.setdefault(_entry(v), []).append((left - v.depart).total_seconds())
+
+    def overrun(self, v: contract.PlannedVisit) -> timedelta:
+        """How long past its planned end the bus usually leaves `v` (the median; none if
+        it usually leaves on time or nothing is known)."""
+        seen = self._overrun.get(_entry(v))
+        return timedelta(seconds=max(0.0, statistics.median(seen))) if seen else timedelta(0)
 
     def learned(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta | None:
         seen = self._observed.get((a.stop, b.stop))
@@ -125,7 +139,7 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
             if departed:
                 status, depart = VisitStatus.DEPARTED, departed
             else:
-                depart = _departure(v, arrive, state.queues.get(v.visit), now)
+                depart = _departure(v, arrive, state.queues.get(v.visit), now, travel)
                 settled = now >= max(v.arrive, arrive + SETTLING)
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
             f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed,
@@ -141,7 +155,8 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
             under_way = heading_here and _driving(state, previous, now)
             status = (VisitStatus.LATE if late
                       else VisitStatus.EN_ROUTE if under_way else VisitStatus.PLANNED)  # fmt: skip
-            f = Forecast(v, status, eta, max(v.depart, eta + dwell), _late(eta, v.arrive))
+            f = Forecast(v, status, eta, max(v.depart + travel.overrun(v), eta + dwell),
+                         _late(eta, v.arrive))
         out.append(f)
         if f.status is not VisitStatus.UNCONFIRMED:
             previous = f
@@ -149,14 +164,15 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
 
 
 def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.QueueState | None,
-               now: datetime) -> datetime:
+               now: datetime, travel: TravelModel) -> datetime:
     """When the bus will leave the stop it is at. The waiting room's end is the kiosk's
     forecast (`ends_at`), the one model of the queue; without it (no kiosk, or a bus from
-    before it sent one) the session lasts its planned length."""
+    before it sent one) the session lasts its planned length, and the bus leaves as late
+    past its planned end as it usually does from this stop."""
     if queue is not None and not queue.open:  # staff ended the session: packing up
         return max(now, queue.ts + PACK_UP)
     if queue is None or queue.ends_at is None:
-        return max(v.depart, arrived + (v.depart - v.arrive), now)
+        return max(v.depart + travel.overrun(v), arrived + (v.depart - v.arrive), now)
     return max(v.depart, queue.ends_at + PACK_UP, now)
 
 

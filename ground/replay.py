@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 
 from ground import accuracy
 from ground.eta import TravelModel, forecast_day
-from ground.fleet import Fleet, planned_arrivals
+from ground.fleet import Fleet, with_planned
 from ground.progress import infer
 from ground.state import LiveState, VehicleState
 from ground.store import Message, Store
@@ -36,9 +36,10 @@ Received = tuple[Message, datetime]  # a message and when it reached the ground
 def learn(travel: TravelModel, store: Store, fleet: Fleet, since: datetime,
           until: datetime | None = None) -> None:
     """What the store's past days teach the model: the legs driven, how early each stop is
-    reached."""
+    reached and how late it is left."""
     travel.learn(store.legs(since, until))
-    travel.learn_arrivals(planned_arrivals(fleet, store.arrivals(since, until)))
+    travel.learn_arrivals(with_planned(fleet, store.crossings("arrival", since, until)))
+    travel.learn_departures(with_planned(fleet, store.crossings("departure", since, until)))
 
 
 def model(travel: TravelModel) -> Predictor:

@@ -371,15 +371,15 @@ class Store:
                 if origin != stop and 0 < seconds < timedelta(hours=3).total_seconds():
                     yield origin, stop, seconds
 
-    def arrivals(self, since: datetime, until: datetime | None = None
-                 ) -> Iterator[tuple[str, str, datetime]]:
-        """Each arrival reported from `since` (to before `until`): (vehicle, visit, time),
-        oldest first."""
+    def crossings(self, event: str, since: datetime, until: datetime | None = None
+                  ) -> Iterator[tuple[str, str, datetime]]:
+        """Each arrival (or departure) reported from `since` (to before `until`): (vehicle,
+        visit, time), oldest first."""
         for vehicle, visit, ts in self.db.execute(
-            "SELECT vehicle, visit, ts FROM events WHERE ts >= ? AND ts < ? "
-            "AND event = 'arrival' ORDER BY ts",
+            "SELECT vehicle, visit, ts FROM events WHERE ts >= ? AND ts < ? AND event = ? "
+            "ORDER BY ts",
             [since.astimezone(UTC).isoformat(), (until or datetime.max.replace(tzinfo=UTC)
-                                                 ).astimezone(UTC).isoformat()],
+                                                 ).astimezone(UTC).isoformat(), event],
         ):
             yield vehicle, visit, datetime.fromisoformat(ts)
 
