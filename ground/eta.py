@@ -123,8 +123,10 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
     guessed = infer(visits, state, now)
     arrivals = {**guessed.arrivals, **state.arrivals}
     departures = {**guessed.departures, **state.departures}
-    last_done = max((i for i, v in enumerate(visits)
-                     if v.visit in arrivals or v.visit in guessed.missed), default=-1)
+    # A visit left (even with its arrival unheard of) or missed was reached or given up:
+    # the ones before it were too.
+    last_done = max((i for i, v in enumerate(visits) if v.visit in arrivals
+                     or v.visit in departures or v.visit in guessed.missed), default=-1)
     previous: Forecast | None = None
     pace = Pace()
     for i, v in enumerate(visits):

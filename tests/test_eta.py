@@ -242,3 +242,12 @@ def test_without_the_kiosk_a_stop_is_left_as_late_as_it_usually_is() -> None:
         update={"visit": BELLEME.visit}), at(11, 40))
     assert forecast_day(PLAN.visits, state.get(VEHICLE), at(11, 40), travel)[1].depart == \
         BELLEME.depart
+
+
+def test_a_departure_whose_arrival_was_never_heard_gives_up_the_visits_before() -> None:
+    # Found by the property tests: Bellême left (its arrival lost), Nocé never reported.
+    state = LiveState()
+    state.apply(event("departure", BELLEME, at(12, 35)), at(12, 35))
+    f = forecast(state, at(12, 40))
+    assert [x.status for x in f] == [VisitStatus.UNCONFIRMED, VisitStatus.DEPARTED,
+                                     VisitStatus.EN_ROUTE]
