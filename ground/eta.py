@@ -1,20 +1,28 @@
 """Predicting when the bus reaches, and leaves, each remaining stop of its day.
 
-The baseline is the timetable plus the current deviation; what we know refines it:
+The baseline is the timetable plus the current deviation; what we know refines it
+(ground/accuracy.py scores it, bench/eta_accuracy.py measures it on a simulated month):
 
+- where the bus is in its day: the arrivals and departures it reported, and what its
+  positions show when it said nothing (ground/progress.py: parked near a stop outside the
+  fence, driven past, skipped), so the ETAs aim at the next stop, not at one it passed;
 - at a stop, a session ends when the queue is done, not at a fixed time: the kiosk
   forecasts when the people waiting and still booked will have been seen (`ends_at` of
   its queue message) and the bus leaves after packing up, not before the announced end
-  unless staff closed the session; without the kiosk's forecast, at the planned time, or
-  later if it arrived late (a session lasts its planned length: the doctor sees everyone
-  booked);
-- driving to the next stop, the arrival is the remaining road distance over the bus's
-  recent average speed (a stop at a junction barely moves it);
+  unless staff closed the session; without the kiosk's forecast, as late past the planned
+  end as it usually leaves that stop (learned: the queue, lunch before the afternoon's
+  drive), or later if it arrived late (the doctor sees everyone booked);
+- driving to the next stop: the learned time of that leg scaled by the share of it still to
+  go (slow stretches are in it); a leg never driven, the remaining distance over the bus's
+  recent average speed; a bus not on the road yet, no sooner than the drive from where it
+  waits;
 - further stops follow in a chain: arrival = previous departure + travel time, never
-  before the planned time. A late morning therefore makes a late afternoon unless the
-  lunch break absorbs the delay, as it does in real life;
-- travel time between two stops is learned from past days when the same leg was driven
-  (the tournée repeats weekly), else estimated from distance.
+  before the earliest the bus usually reaches that stop (the planned time until learned
+  otherwise). A late morning therefore makes a late afternoon unless the lunch break
+  absorbs the delay, as it does in real life;
+- travel times are learned from past days when the same leg was driven (the tournée
+  repeats weekly), else estimated from distance, and scaled by today's pace (`Pace`, a
+  Kalman filter over the legs driven today against history).
 """
 
 from __future__ import annotations
