@@ -14,9 +14,11 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
+from ground.accuracy import published
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
+from ground.eta_record import EtaRecord
 from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
@@ -81,6 +83,9 @@ class GroundService:
         self.tournee = Tournee(fleet or load_fleet(settings.fleet), settings.database, clock)
         self.fleet = self.tournee.fleet
         self.store = Store(settings.database, clock, settings.dead_letters)
+        self.eta_record = EtaRecord(settings.database, clock)  # the ETAs published, kept
+        self._etas_noted: datetime | None = None
+        self._etas_purged: date | None = None
         self.state = LiveState()
         self.travel = TravelModel()
         self.board = Board(self.fleet, self.state, self.travel, clock,
@@ -153,6 +158,7 @@ class GroundService:
                 part.stop()
         self.alerts.close()
         self.tournee.close()
+        self.eta_record.close()
         self.store.close()
 
     def _alert_timer(self) -> None:
@@ -162,6 +168,23 @@ class GroundService:
             if changed:
                 self.board.notify({a.vehicle for a in changed})
             self.delays.check()  # a bus late past the threshold: its mairies are told
+            self._note_etas()
+
+    def _note_etas(self) -> None:
+        """Once a minute of the clock's, what the board publishes goes to the record."""
+        now = self.clock.now()
+        if self._etas_noted is not None and now - self._etas_noted < timedelta(minutes=1):
+            return
+        self._etas_noted = now
+        try:
+            for vehicle in self.fleet.vehicles:
+                self.eta_record.note(published(self.board.forecasts(vehicle.id), now,
+                                               vehicle.id))
+            if self._etas_purged != now.date():  # once a day: the record's oldest go
+                self.eta_record.purge(now)
+                self._etas_purged = now.date()
+        except (sqlite3.Error, ValueError):  # locked, disk: the next minute tries again
+            log.exception("published ETAs could not be recorded")
 
     def _tournee_changed(self, changed: Changed) -> None:
         """The coordinator changed the tournée: everything that reads it reads the new one,
