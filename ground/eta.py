@@ -46,6 +46,7 @@ MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
 LATE_AFTER = timedelta(minutes=5)
 SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
 PACK_UP = timedelta(minutes=10)  # from the last patient to the bus on the road
+EARLY_RANK = 0.15  # which of the past arrivals against the timetable is "the earliest"
 SEEN_WAITING = timedelta(minutes=15)  # a parked bus reports every 10 min: still where it was
 
 
@@ -89,10 +90,11 @@ class TravelModel:
             self._overrun.setdefault(_entry(v), []).append((left - v.depart).total_seconds())
 
     def overrun(self, v: contract.PlannedVisit) -> timedelta:
-        """How long past its planned end the bus usually leaves `v` (the median; none if
-        it usually leaves on time or nothing is known)."""
+        """How long past its planned end the bus always leaves `v`: the least of its past
+        departures (a lunch waited out there every week counts; a queue that ran over one
+        day does not: that is the kiosk's to forecast); none if nothing is known."""
         seen = self._overrun.get(_entry(v))
-        return timedelta(seconds=max(0.0, statistics.median(seen))) if seen else timedelta(0)
+        return timedelta(seconds=max(0.0, min(seen))) if seen else timedelta(0)
 
     def learned(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta | None:
         seen = self._observed.get((a.stop, b.stop))
@@ -111,7 +113,7 @@ class TravelModel:
         seen = sorted(self._early.get(_entry(v), ()))
         if not seen:
             return v.arrive
-        early = seen[max(0, math.ceil(0.3 * len(seen)) - 1)]
+        early = seen[max(0, math.ceil(EARLY_RANK * len(seen)) - 1)]
         return v.arrive + timedelta(seconds=min(0.0, early))
 
 

@@ -56,13 +56,13 @@ class MapScene(FleetScene):
         self.board.notify({VEHICLE})
 
     def morning_drive(self) -> list[tuple[float, float]]:
-        """From the depot, 6 km west of Nocé, to 100 m short of its stop: a fix every 100 m
-        for 30 min, then parked (ten fixes on the spot); and yesterday's trip, which is not
-        today's."""
+        """From the depot, 6 km west of Nocé, to 500 m short of its stop: a fix every 100 m
+        for 28 min, then parked (ten fixes on the spot; far enough not to be taken for
+        there, ground/progress.py); and yesterday's trip, which is not today's."""
         noce = self.fleet.stop("noce")
         self.position(noce.lat, noce.lon - 0.5, minutes_ago=24 * 60)  # yesterday
         driven = []
-        for i in range(60):
+        for i in range(56):
             lat, lon = offset(noce.lat, noce.lon, 0, -6000 + i * 100)
             driven.append((lat, lon))
             self.position(lat, lon, minutes_ago=45 - i * 0.5)

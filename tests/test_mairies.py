@@ -327,7 +327,9 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
     db = tmp_path / "g.db"
     mairies = MairieNotifier(settings(port, certificate[0]), db, PARIS, clock)
     watch = DelayWatch(mairies, board)
-    depot = (48.40, 0.70)  # the bus waits at the depot: not yet on its way
+    # The bus waits at the depot, 2.4 km from Nocé: not yet on its way, so it is as late as
+    # the clock says plus the drive (3.5 min at the typical speed).
+    depot = (48.40, 0.70)
 
     def at(hh: int, mm: int) -> int:
         clock.set(datetime(2027, 3, 9, hh, mm, tzinfo=PARIS))
@@ -341,14 +343,14 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
 
     mairies.start()
     try:
-        assert at(8, 40) == 0  # 10 min late: under the threshold (15)
+        assert at(8, 40) == 0  # 13 min late: under the threshold (15)
         clock.set(datetime(2027, 3, 9, 8, 45, tzinfo=PARIS))
         state.apply(contract.Status(vehicle="bus-1", ts=clock.now(), state="offline"),
                     clock.now())
-        assert watch.check() == 0  # 15 min, but the bus is silent: its forecast is a guess
-        assert at(8, 50) == 2  # 20 min: the mailbox and the webhook
-        assert at(8, 55) == 0  # still late, 25 min: told already
-        assert at(9, 5) == 2  # 35 min: past twice the threshold, told once more
+        assert watch.check() == 0  # 18 min, but the bus is silent: its forecast is a guess
+        assert at(8, 50) == 2  # 23 min: the mailbox and the webhook
+        assert at(8, 55) == 0  # still late, 28 min: told already
+        assert at(9, 5) == 2  # 38 min: past twice the threshold, told once more
         assert at(9, 6) == 0
         # A restart: the log says what was told.
         again = DelayWatch(MairieNotifier(settings(port, certificate[0]), db, PARIS, clock),
@@ -360,7 +362,7 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
                 return [replace(f, delay_min=20) for f in super().forecasts(vehicle)]
 
         board_after = MadeUpTime(fleet, state, TravelModel(), clock)
-        assert DelayWatch(again.notifier, board_after).check() == 0  # 35 min was told
+        assert DelayWatch(again.notifier, board_after).check() == 0  # 38 min was told
         again.notifier.stop()
         state.apply(contract.VisitEvent(vehicle="bus-1", ts=clock.now(), event="arrival",
                                         visit=VISIT, stop="noce", lat=48.3838, lon=0.6783),
@@ -369,13 +371,13 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
     finally:
         mairies.stop()
     subjects = [m["Subject"] for m in inbox.wait(2)]
-    assert subjects == ["[Médicobus] Nocé : retard d'environ 20 min ce mardi 9 mars",
-                        "[Médicobus] Nocé : retard d'environ 35 min ce mardi 9 mars"]
+    assert subjects == ["[Médicobus] Nocé : retard d'environ 23 min ce mardi 9 mars",
+                        "[Médicobus] Nocé : retard d'environ 38 min ce mardi 9 mars"]
     assert receiver.posts[0]["text"] == (
-        "Médicobus : retard d'environ 20 min à Nocé ce mardi 9 mars : arrivée prévue vers "
-        "8 h 50 au lieu de 8 h 30.")
-    assert receiver.posts[0]["delay_min"] == 20 and receiver.posts[0]["kind"] == "delayed"
-    assert "Arrivée estimée : vers 9 h 05" in inbox.messages[1][1].get_content()
+        "Médicobus : retard d'environ 23 min à Nocé ce mardi 9 mars : arrivée prévue vers "
+        "8 h 53 au lieu de 8 h 30.")
+    assert receiver.posts[0]["delay_min"] == 23 and receiver.posts[0]["kind"] == "delayed"
+    assert "Arrivée estimée : vers 9 h 08" in inbox.messages[1][1].get_content()
 
 
 def test_the_delay_watch_never_raises(tmp_path: Path, fleet: Fleet, clock: ManualClock,
