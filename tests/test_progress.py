@@ -97,3 +97,20 @@ def test_a_bus_stopped_briefly_near_a_stop_is_not_there() -> None:
     f = forecast_day(PLAN.visits, state.get(VEHICLE), start + timedelta(minutes=5),
                      TravelModel())
     assert f[0].arrived_at is None and f[0].status is not VisitStatus.UNCONFIRMED
+
+
+def test_positions_read_after_a_reported_arrival_are_not_its_departure() -> None:
+    # The forecast is asked rarely (no page open): the approach and the arrival event are
+    # read together; the approach, from before the arrival, does not make a departure.
+    state = LiveState()
+    for i in range(10):
+        t = NOCE.arrive - timedelta(minutes=12 - i)
+        lat = NOCE.lat + 0.009 * (10 - i) / 10  # from 1 km north, driving in
+        state.apply(position(t, lat, NOCE.lon, 12.0), t)
+    arrived = NOCE.arrive - timedelta(minutes=2)
+    state.apply(contract.VisitEvent(vehicle=VEHICLE, ts=arrived, event="arrival",
+                                    visit=NOCE.visit, stop="noce", lat=NOCE.lat,
+                                    lon=NOCE.lon), arrived)
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), NOCE.arrive + timedelta(minutes=10),
+                     TravelModel())
+    assert f[0].status is VisitStatus.CONSULTING and f[0].departed_at is None
