@@ -92,9 +92,9 @@ class TravelModel:
     def overrun(self, v: contract.PlannedVisit) -> timedelta:
         """How long past its planned end the bus always leaves `v`: the least of its past
         departures (a lunch waited out there every week counts; a queue that ran over one
-        day does not: that is the kiosk's to forecast); none if nothing is known."""
-        seen = self._overrun.get(_entry(v))
-        return timedelta(seconds=max(0.0, min(seen))) if seen else timedelta(0)
+        day does not: that is the kiosk's to forecast); none until two weeks say so."""
+        seen = self._overrun.get(_entry(v), ())
+        return timedelta(seconds=max(0.0, min(seen))) if len(seen) >= 2 else timedelta(0)
 
     def learned(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta | None:
         seen = self._observed.get((a.stop, b.stop))
