@@ -10,17 +10,19 @@ stopping, sessions that overrun, late departures from the depot, the GPS lost ac
 arrival, and the usual dropout and junction stop.
 
 The bus's side runs for real on each day's fixes (1 Hz): the geofence (onboard/geofence.py,
-its progress in a real plan.db) decides arrivals and departures, the report policy which
-positions are sent, and the kiosk's forecast of the session's end (with the error such a
-forecast has) is sent as the queue message. The ground learns from the first two weeks as
+its progress and the places it learned the bus parks in a real plan.db) decides arrivals and
+departures (and, for comparison, a geofence that does not learn where the bus parks: a bus
+of before, whose misses the ground must infer), the report policy which positions are
+sent, and the kiosk's forecast of the session's end (with the error such a forecast has) is
+sent as the queue message. The ground learns from the first two weeks as
 the service does at start: what the bus sent, stored in a real ground.db (ground/store.py).
 Then every minute of the last two weeks' service days, what the ground would publish is
 scored against the real arrivals (ground/accuracy.py), for the model and the two baselines,
-both with the arrivals the geofence detected and with every arrival reported exactly.
+with the arrivals each geofence detected and with every arrival reported exactly.
 
 Targets (issue 11): the model better than schedule plus deviation at every horizon bucket;
-its MAE at 10–40 min at most 0.7 × that baseline's; with the geofence's arrivals, within
-10 % of its error with every arrival reported.
+its MAE at 10–40 min at most 0.7 × that baseline's; with the arrivals of a geofence that
+does not learn where the bus parks, within 10 % of its error with every arrival reported.
 """
 
 from __future__ import annotations
