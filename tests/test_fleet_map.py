@@ -315,3 +315,21 @@ def test_a_bad_map_config_is_refused_saying_why(tmp_path: Path, table: str,
     with pytest.raises(ConfigError) as caught:
         load_ground(config)
     assert f"{config}: {expected}" in str(caught.value)
+
+
+def test_an_arrival_seen_only_in_the_positions_is_marked_for_the_manager(
+        client: TestClient, scene: MapScene) -> None:
+    login(client)
+    noce = scene.fleet.stop("noce")
+    lat, lon = offset(noce.lat, noce.lon, 220, 0)  # the square taken: parked off the fence
+    scene.clock.advance(40)  # 08:40, the session under way
+    for minutes_ago in (12, 8, 4, 0):
+        scene.position(lat, lon, minutes_ago=minutes_ago, speed=0.0)
+    bus = client.get("/fleet/api/map").json()["vehicles"][0]
+    assert bus["stops"][0]["status"] == "consulting"
+    assert bus["stops"][0]["status_text"] == (
+        "en consultation · consulting (déduit des positions · from the positions)")
+    # The commune's public page says the bus is there, without the manager's detail.
+    page = client.get("/communes/61309")
+    assert page.status_code == 200 and "consultation" in page.text
+    assert "déduit" not in page.text
