@@ -22,6 +22,7 @@ since the last (every page view asks for the forecast).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ LATE = timedelta(hours=3)  # and this long after its planned departure
 SILENT = timedelta(minutes=15)  # a parked bus reports every 10 min: still there until then
 
 Point = tuple[datetime, float, float, float | None]
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class _Progress:
 def infer(visits: Sequence[contract.PlannedVisit], state: VehicleState,
           now: datetime) -> Inferred:
     """What the positions say of the day's visits that the bus's events do not."""
+    with _LOCK:  # pages ask from several threads; the inference is kept on the state
+        return _infer(visits, state, now)
+
+
+def _infer(visits: Sequence[contract.PlannedVisit], state: VehicleState,
+           now: datetime) -> Inferred:
     key = tuple(v.visit for v in visits)
     p = state.progress
     if not isinstance(p, _Progress) or p.key != key:
