@@ -1,20 +1,28 @@
 """Predicting when the bus reaches, and leaves, each remaining stop of its day.
 
-The baseline is the timetable plus the current deviation; what we know refines it:
+The baseline is the timetable plus the current deviation; what we know refines it
+(ground/accuracy.py scores it, bench/eta_accuracy.py measures it on a simulated month):
 
+- where the bus is in its day: the arrivals and departures it reported, and what its
+  positions show when it said nothing (ground/progress.py: parked near a stop outside the
+  fence, driven past, skipped), so the ETAs aim at the next stop, not at one it passed;
 - at a stop, a session ends when the queue is done, not at a fixed time: the kiosk
   forecasts when the people waiting and still booked will have been seen (`ends_at` of
   its queue message) and the bus leaves after packing up, not before the announced end
-  unless staff closed the session; without the kiosk's forecast, at the planned time, or
-  later if it arrived late (a session lasts its planned length: the doctor sees everyone
-  booked);
-- driving to the next stop, the arrival is the remaining road distance over the bus's
-  recent average speed (a stop at a junction barely moves it);
+  unless staff closed the session; without the kiosk's forecast, as late past the planned
+  end as it usually leaves that stop (learned: the queue, lunch before the afternoon's
+  drive), or later if it arrived late (the doctor sees everyone booked);
+- driving to the next stop: the learned time of that leg scaled by the share of it still to
+  go (slow stretches are in it); a leg never driven, the remaining distance over the bus's
+  recent average speed; a bus not on the road yet, no sooner than the drive from where it
+  waits;
 - further stops follow in a chain: arrival = previous departure + travel time, never
-  before the planned time. A late morning therefore makes a late afternoon unless the
-  lunch break absorbs the delay, as it does in real life;
-- travel time between two stops is learned from past days when the same leg was driven
-  (the tournée repeats weekly), else estimated from distance.
+  before the earliest the bus usually reaches that stop (the planned time until learned
+  otherwise). A late morning therefore makes a late afternoon unless the lunch break
+  absorbs the delay, as it does in real life;
+- travel times are learned from past days when the same leg was driven (the tournée
+  repeats weekly), else estimated from distance, and scaled by today's pace (`Pace`, a
+  Kalman filter over the legs driven today against history).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ MIN_SPEED, MAX_SPEED = 20 / 3.6, 90 / 3.6
 LATE_AFTER = timedelta(minutes=5)
 SETTLING = timedelta(minutes=5)  # "arrivé" before "en consultation"
 PACK_UP = timedelta(minutes=10)  # from the last patient to the bus on the road
+EARLY_RANK = 0.15  # which of the past arrivals against the timetable is "the earliest"
 SEEN_WAITING = timedelta(minutes=15)  # a parked bus reports every 10 min: still where it was
 
 
@@ -61,6 +70,7 @@ class TravelModel:
     def __init__(self) -> None:
         self._observed: dict[tuple[str, str], list[float]] = {}
         self._early: dict[tuple[str, str], list[float]] = {}
+        self._overrun: dict[tuple[str, str], list[float]] = {}
 
     def learn(self, legs: Iterable[tuple[str, str, float]]) -> None:
         for origin, dest, seconds in legs:
@@ -71,6 +81,20 @@ class TravelModel:
         """Past arrivals at their planned visits: how early the bus comes to each stop."""
         for v, arrived in arrivals:
             self._early.setdefault(_entry(v), []).append((arrived - v.arrive).total_seconds())
+
+    def learn_departures(self, departures: Iterable[tuple[contract.PlannedVisit, datetime]]
+                         ) -> None:
+        """Past departures from their planned visits: how long past its planned end the bus
+        leaves each stop (the queue, lunch before the afternoon's drive)."""
+        for v, left in departures:
+            self._overrun.setdefault(_entry(v), []).append((left - v.depart).total_seconds())
+
+    def overrun(self, v: contract.PlannedVisit) -> timedelta:
+        """How long past its planned end the bus always leaves `v`: the least of its past
+        departures (a lunch waited out there every week counts; a queue that ran over one
+        day does not: that is the kiosk's to forecast); none until two weeks say so."""
+        seen = self._overrun.get(_entry(v), ())
+        return timedelta(seconds=max(0.0, min(seen))) if len(seen) >= 2 else timedelta(0)
 
     def learned(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta | None:
         seen = self._observed.get((a.stop, b.stop))
@@ -89,7 +113,7 @@ class TravelModel:
         seen = sorted(self._early.get(_entry(v), ()))
         if not seen:
             return v.arrive
-        early = seen[max(0, math.ceil(0.3 * len(seen)) - 1)]
+        early = seen[max(0, math.ceil(EARLY_RANK * len(seen)) - 1)]
         return v.arrive + timedelta(seconds=min(0.0, early))
 
 
@@ -109,8 +133,10 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
     guessed = infer(visits, state, now)
     arrivals = {**guessed.arrivals, **state.arrivals}
     departures = {**guessed.departures, **state.departures}
-    last_done = max((i for i, v in enumerate(visits)
-                     if v.visit in arrivals or v.visit in guessed.missed), default=-1)
+    # A visit left (even with its arrival unheard of) or missed was reached or given up:
+    # the ones before it were too.
+    last_done = max((i for i, v in enumerate(visits) if v.visit in arrivals
+                     or v.visit in departures or v.visit in guessed.missed), default=-1)
     previous: Forecast | None = None
     pace = Pace()
     for i, v in enumerate(visits):
@@ -125,7 +151,7 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
             if departed:
                 status, depart = VisitStatus.DEPARTED, departed
             else:
-                depart = _departure(v, arrive, state.queues.get(v.visit), now)
+                depart = _departure(v, arrive, state.queues.get(v.visit), now, travel)
                 settled = now >= max(v.arrive, arrive + SETTLING)
                 status = VisitStatus.CONSULTING if settled else VisitStatus.ARRIVED
             f = Forecast(v, status, arrive, depart, _late(arrive, v.arrive), arrived, departed,
@@ -141,7 +167,8 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
             under_way = heading_here and _driving(state, previous, now)
             status = (VisitStatus.LATE if late
                       else VisitStatus.EN_ROUTE if under_way else VisitStatus.PLANNED)  # fmt: skip
-            f = Forecast(v, status, eta, max(v.depart, eta + dwell), _late(eta, v.arrive))
+            f = Forecast(v, status, eta, max(v.depart + travel.overrun(v), eta + dwell),
+                         _late(eta, v.arrive))
         out.append(f)
         if f.status is not VisitStatus.UNCONFIRMED:
             previous = f
@@ -149,14 +176,15 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
 
 
 def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.QueueState | None,
-               now: datetime) -> datetime:
+               now: datetime, travel: TravelModel) -> datetime:
     """When the bus will leave the stop it is at. The waiting room's end is the kiosk's
     forecast (`ends_at`), the one model of the queue; without it (no kiosk, or a bus from
-    before it sent one) the session lasts its planned length."""
+    before it sent one) the session lasts its planned length, and the bus leaves as late
+    past its planned end as it usually does from this stop."""
     if queue is not None and not queue.open:  # staff ended the session: packing up
         return max(now, queue.ts + PACK_UP)
     if queue is None or queue.ends_at is None:
-        return max(v.depart, arrived + (v.depart - v.arrive), now)
+        return max(v.depart + travel.overrun(v), arrived + (v.depart - v.arrive), now)
     return max(v.depart, queue.ends_at + PACK_UP, now)
 
 

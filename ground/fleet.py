@@ -642,11 +642,11 @@ def day_plan(fleet: Fleet, vehicle: str, day: date) -> contract.Plan:
                          visits=list(fleet.day_visits(vehicle, day)))
 
 
-def planned_arrivals(fleet: Fleet, arrivals: Iterable[tuple[str, str, datetime]]
-                     ) -> Iterator[tuple[contract.PlannedVisit, datetime]]:
-    """Each reported arrival (vehicle, visit, time) with its visit as the timetable plans
-    it; an arrival at a visit the timetable no longer has is left out."""
-    for vehicle, visit, ts in arrivals:
+def with_planned(fleet: Fleet, crossings: Iterable[tuple[str, str, datetime]]
+                 ) -> Iterator[tuple[contract.PlannedVisit, datetime]]:
+    """Each reported arrival or departure (vehicle, visit, time) with its visit as the
+    timetable plans it; one at a visit the timetable no longer has is left out."""
+    for vehicle, visit, ts in crossings:
         day = ts.astimezone(fleet.zone).date()
         planned = next((v for v in fleet.day_visits(vehicle, day) if v.visit == visit), None)
         if planned is not None:

@@ -22,6 +22,7 @@ since the last (every page view asks for the forecast).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ LATE = timedelta(hours=3)  # and this long after its planned departure
 SILENT = timedelta(minutes=15)  # a parked bus reports every 10 min: still there until then
 
 Point = tuple[datetime, float, float, float | None]
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class _Progress:
     missed: set[str] = field(default_factory=set)
     next: int = 0  # the next visit to reach
     at: int | None = None  # the visit the bus is at (reached, not left)
+    at_since: datetime | None = None  # since when
     spot: tuple[float, float] | None = None  # where it parked there
     started: datetime | None = None  # moving again since, at that stop
     dwell: tuple[int, datetime] | None = None  # parked near this visit since
@@ -71,6 +74,12 @@ class _Progress:
 def infer(visits: Sequence[contract.PlannedVisit], state: VehicleState,
           now: datetime) -> Inferred:
     """What the positions say of the day's visits that the bus's events do not."""
+    with _LOCK:  # pages ask from several threads; the inference is kept on the state
+        return _infer(visits, state, now)
+
+
+def _infer(visits: Sequence[contract.PlannedVisit], state: VehicleState,
+           now: datetime) -> Inferred:
     key = tuple(v.visit for v in visits)
     p = state.progress
     if not isinstance(p, _Progress) or p.key != key:
@@ -97,7 +106,7 @@ def _sync(p: _Progress, visits: Sequence[contract.PlannedVisit], state: VehicleS
         p.missed.update(v.visit for v in visits[p.next:i] if v.visit not in state.arrivals
                         and v.visit not in p.arrivals)  # fmt: skip
         p.next, p.at, p.dwell, p.started = i + 1, i, None, None
-        p.spot = None
+        p.spot, p.at_since = None, state.arrivals[visits[i].visit]
     if p.at is not None and visits[p.at].visit in state.departures:
         p.at = None
 
@@ -105,7 +114,8 @@ def _sync(p: _Progress, visits: Sequence[contract.PlannedVisit], state: VehicleS
 def _step(p: _Progress, visits: Sequence[contract.PlannedVisit], point: Point) -> None:
     ts, lat, lon, speed = point
     parked = not moving(speed)
-    if p.at is not None:
+    if p.at is not None and (p.at_since is None or ts >= p.at_since):
+        # (A position from before the arrival, read after the event: not a departure.)
         v = visits[p.at]
         if p.spot is None and parked:  # reported arrived: where it parks is where it stops
             p.spot = (lat, lon)
@@ -155,7 +165,7 @@ def _reach(p: _Progress, j: int, since: datetime, point: Point) -> None:
     p.missed.update(p.key[i] for i in visits_skipped if p.key[i] not in p.arrivals)
     p.arrivals.setdefault(p.key[j], since)
     p.next, p.at, p.dwell, p.started = j + 1, j, None, None
-    p.spot = (point[1], point[2])
+    p.spot, p.at_since = (point[1], point[2]), since
 
 
 def _stopped_at(last: Point | None, point: Point) -> datetime:

@@ -14,16 +14,19 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
+from ground.accuracy import published
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
-from ground.fleet import Fleet, load_fleet, planned_arrivals
+from ground.eta_record import EtaRecord
+from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
 from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.replay import LEARN_WEEKS, learn
 from ground.reports.mailing import MonthlyMail
 from ground.reports.make import Reporter, ReportSettings
 from ground.state import STALE_AFTER, LiveState
@@ -44,7 +47,6 @@ from medicobus.settings import load_toml
 
 log = logging.getLogger(__name__)
 
-LEARN_WEEKS = 8
 
 
 class GroundSettings(BaseModel):
@@ -88,6 +90,9 @@ class GroundService:
         self.tournee = Tournee(fleet or load_fleet(settings.fleet), settings.database, clock)
         self.fleet = self.tournee.fleet
         self.store = Store(settings.database, clock, settings.dead_letters)
+        self.eta_record = EtaRecord(settings.database, clock)  # the ETAs published, kept
+        self._etas_noted: datetime | None = None
+        self._etas_purged: date | None = None
         self.state = LiveState()
         self.travel = TravelModel()
         self.board = Board(self.fleet, self.state, self.travel, clock,
@@ -135,10 +140,7 @@ class GroundService:
             # Stored before the ground judged times: what is outside the window stays out.
             if bounds.judge(message, received) is None:
                 self.state.apply(message, received)
-        learned_since = midnight - timedelta(weeks=LEARN_WEEKS)
-        self.travel.learn(self.store.legs(since=learned_since))
-        self.travel.learn_arrivals(planned_arrivals(
-            self.fleet, self.store.arrivals(since=learned_since)))
+        learn(self.travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every
@@ -169,6 +171,7 @@ class GroundService:
                 part.stop()
         self.alerts.close()
         self.tournee.close()
+        self.eta_record.close()
         self.store.close()
 
     def _alert_timer(self) -> None:
@@ -178,6 +181,23 @@ class GroundService:
             if changed:
                 self.board.notify({a.vehicle for a in changed})
             self.delays.check()  # a bus late past the threshold: its mairies are told
+            self._note_etas()
+
+    def _note_etas(self) -> None:
+        """Once a minute of the clock's, what the board publishes goes to the record."""
+        now = self.clock.now()
+        if self._etas_noted is not None and now - self._etas_noted < timedelta(minutes=1):
+            return
+        self._etas_noted = now
+        try:
+            for vehicle in self.fleet.vehicles:
+                self.eta_record.note(published(self.board.forecasts(vehicle.id), now,
+                                               vehicle.id))
+            if self._etas_purged != now.date():  # once a day: the record's oldest go
+                self.eta_record.purge(now)
+                self._etas_purged = now.date()
+        except (sqlite3.Error, ValueError):  # locked, disk: the next minute tries again
+            log.exception("published ETAs could not be recorded")
 
     def _tournee_changed(self, changed: Changed) -> None:
         """The coordinator changed the tournée: everything that reads it reads the new one,

@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, TypeVar
@@ -302,13 +302,20 @@ class Store:
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
 
-    def history(self, since: datetime) -> Iterator[tuple[Message, datetime]]:
-        """Everything stored since `since`, oldest first: to rebuild live state at start."""
-        start = since.astimezone(UTC).isoformat()
+    def history(self, since: datetime, until: datetime | None = None,
+                kinds: Collection[str] = tuple(_TABLES)) -> Iterator[tuple[Message, datetime]]:
+        """Everything (of these kinds) stored from `since` (to before `until`), oldest first
+        within each kind: to rebuild live state at start, or to replay a day."""
+        bounds = [since.astimezone(UTC).isoformat()]
+        if until is not None:
+            bounds.append(until.astimezone(UTC).isoformat())
         for kind, table in _TABLES.items():
+            if kind not in kinds:
+                continue
             model = _MODELS[kind]
             for row in self.db.query(
-                f"SELECT * FROM {table} WHERE ts >= ? ORDER BY received", [start]
+                f"SELECT * FROM {table} WHERE ts >= ? {'AND ts < ?' if until else ''} "
+                "ORDER BY received", bounds,
             ):
                 received = datetime.fromisoformat(row.pop("received"))
                 clean = {k: json.loads(v) if k in _JSON_COLUMNS and v is not None else v
@@ -436,12 +443,16 @@ class Store:
             [vehicle, sensor, quantity, _utc(since), _utc(until)])  # fmt: skip
         return [(datetime.fromisoformat(ts), value) for ts, value in rows]
 
-    def legs(self, since: datetime) -> Iterator[tuple[str, str, float]]:
-        """Observed travel times: each departure from a stop to the bus's next arrival."""
+    def legs(self, since: datetime, until: datetime | None = None
+             ) -> Iterator[tuple[str, str, float]]:
+        """Observed travel times: each departure from a stop to the bus's next arrival
+        (from `since`, to before `until`)."""
         previous: dict[str, tuple[str, datetime]] = {}
         for vehicle, ts, event, stop in self.db.execute(
-            "SELECT vehicle, ts, event, stop FROM events WHERE ts >= ? ORDER BY vehicle, ts",
-            [since.astimezone(UTC).isoformat()],
+            "SELECT vehicle, ts, event, stop FROM events WHERE ts >= ? AND ts < ? "
+            "ORDER BY vehicle, ts",
+            [since.astimezone(UTC).isoformat(), (until or datetime.max.replace(tzinfo=UTC)
+                                                 ).astimezone(UTC).isoformat()],
         ):
             at = datetime.fromisoformat(ts)
             if event == "departure":
@@ -452,11 +463,15 @@ class Store:
                 if origin != stop and 0 < seconds < timedelta(hours=3).total_seconds():
                     yield origin, stop, seconds
 
-    def arrivals(self, since: datetime) -> Iterator[tuple[str, str, datetime]]:
-        """Each arrival reported since `since`: (vehicle, visit, time), oldest first."""
+    def crossings(self, event: str, since: datetime, until: datetime | None = None
+                  ) -> Iterator[tuple[str, str, datetime]]:
+        """Each arrival (or departure) reported from `since` (to before `until`): (vehicle,
+        visit, time), oldest first."""
         for vehicle, visit, ts in self.db.execute(
-            "SELECT vehicle, visit, ts FROM events WHERE ts >= ? AND event = 'arrival' "
-            "ORDER BY ts", [since.astimezone(UTC).isoformat()],
+            "SELECT vehicle, visit, ts FROM events WHERE ts >= ? AND ts < ? AND event = ? "
+            "ORDER BY ts",
+            [since.astimezone(UTC).isoformat(), (until or datetime.max.replace(tzinfo=UTC)
+                                                 ).astimezone(UTC).isoformat(), event],
         ):
             yield vehicle, visit, datetime.fromisoformat(ts)
 

@@ -22,6 +22,8 @@ Médicobus: onboard telemetry and ground service for mobile medical centres.
   medicobus ground --config FILE    the ground service (ingest, ETAs, mairie pages, API)
   medicobus ground report --month 2026-11 --format pdf --out rapport.pdf
                                     the funders' activity report (PDF, XLSX, CSV)
+  medicobus ground eta-replay --from D --to D   the ETAs of recorded days, scored
+  medicobus ground eta-accuracy --from D --to D [--csv FILE]   the ETAs published, scored
 """
 
 
@@ -106,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the fleet's only one)")
     ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
                         "the day, YYYY-MM-DD (default: today)")
+    # eta-replay: the store's recorded days through the ETA model and both baselines.
+    ground.add_argument("action", nargs="?", choices=["eta-replay", "eta-accuracy"],
+                        help="eta-replay: re-run the recorded days from --from to --to "
+                        "through the current ETA model and the baselines (schedule only; "
+                        "schedule plus current deviation), print their accuracy, exit; "
+                        "eta-accuracy: the ETAs the service published those days, scored "
+                        "(all, per vehicle, per stop, per week), exit")
+    ground.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    ground.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    ground.add_argument("--csv", type=Path, metavar="FILE",
+                        help="with eta-accuracy: also write each scored prediction here")
 
     ground_sub = ground.add_subparsers(dest="ground_command", metavar="report")
     report = ground_sub.add_parser(
@@ -158,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 parser.error("--fleet ne va qu'avec --check / --fleet goes with --check")
             return _check_fleet(args.fleet)
+        if args.action is not None:
+            if args.first is None or args.last is None or args.last < args.first:
+                parser.error(f"{args.action}: --from et --to, dans l'ordre / --from and "
+                             "--to, in order")
+            if args.action == "eta-replay":
+                return _eta_replay(args.config, args.first, args.last)
+            return _eta_accuracy(args.config, args.first, args.last, args.csv)
         if args.import_appointments:
             return _import_appointments(args.config, args.import_appointments, args.vehicle,
                                         args.date)
@@ -203,6 +223,68 @@ def _run_kiosk(config: Path) -> int:
     logging.basicConfig(filename=settings.data_dir / "kiosk.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     run_kiosk(settings, clock_from_env(os.environ))
+    return 0
+
+
+def _eta_replay(config: Path, first: date, last: date) -> int:
+    from ground.accuracy import markdown, table
+    from ground.fleet import load_fleet
+    from ground.replay import eta_replay
+    from ground.service import load_ground
+    from ground.store import Store
+    from ground.tournee import Tournee
+    from medicobus.clock import SystemClock
+
+    settings = load_ground(config)
+    tournee = Tournee(load_fleet(settings.fleet), settings.database, SystemClock())
+    store = Store(settings.database)
+    try:
+        done = eta_replay(store, tournee.fleet, first, last)
+    finally:
+        store.close()
+        tournee.close()
+    print(f"ETA replay {first} – {last}: {done.days} days, {done.visits} visits planned, "
+          f"{done.arrived} reached (reported or seen in the positions); predictions made "
+          "every minute, scored against the real arrivals.\n")
+    print("\n".join(markdown({name: table(s) for name, s in done.scored.items()})))
+    return 0
+
+
+def _eta_accuracy(config: Path, first: date, last: date, csv_file: Path | None) -> int:
+    from collections.abc import Hashable
+    from datetime import time, timedelta
+
+    from ground.accuracy import Row, markdown, table, tables_by, week_of
+    from ground.eta_record import EtaRecord, as_csv
+    from ground.fleet import load_fleet
+    from ground.service import load_ground
+    from ground.store import Store
+
+    settings = load_ground(config)
+    zone = load_fleet(settings.fleet).zone
+    since = datetime.combine(first, time(0), zone)
+    until = datetime.combine(last + timedelta(days=1), time(0), zone)
+    store, record = Store(settings.database), EtaRecord(settings.database)
+    try:
+        actual = {visit: ts for _, visit, ts in store.crossings("arrival", since,
+                                                                 until + timedelta(days=1))}
+        scored = record.scored(since, until, actual)
+    finally:
+        record.close()
+        store.close()
+    print(f"ETAs published {first} – {last}: {len(scored)} scored against the arrivals the "
+          "buses reported.\n")
+    groups: dict[str, dict[Hashable, list[Row]]] = {
+        "all": {"all": table(scored)},
+        "vehicle": tables_by(scored, lambda s: s.prediction.vehicle),
+        "stop": tables_by(scored, lambda s: s.prediction.stop),
+        "week": tables_by(scored, week_of)}
+    for by, tables in groups.items():
+        print(f"## {by}\n")
+        print("\n".join(markdown({str(k): rows for k, rows in tables.items()})) + "\n")
+    if csv_file is not None:
+        csv_file.write_text(as_csv(scored, zone), encoding="utf-8")
+        print(f"wrote {csv_file}")
     return 0
 
 

@@ -53,6 +53,10 @@ class GeofenceSettings(_Section):
     dwell_s: Positive = 30.0  # inside the fence this long at low speed to arrive
     max_speed_kmh: Positive = 8.0
     exit_margin_m: Positive = 60.0  # past radius + margin to leave
+    # Parked this long this close to the next stop, outside its fence (the market square
+    # taken, a car park nearby): the bus is there, and the place is learned as the stop's.
+    park_near_m: Positive = 400.0
+    park_dwell_s: Positive = 300.0
 
 
 class OutboxSettings(_Section):

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS progress (
                    visit TEXT, event TEXT, ts TEXT, PRIMARY KEY (visit, event));""")
 
 
+@migrations()
+def m002_parking(db: Database) -> None:
+    """Where the bus really parks at each stop (onboard/geofence.py learns it)."""
+    run_script(db, """
+CREATE TABLE IF NOT EXISTS parking (
+                   stop TEXT, lat REAL, lon REAL, seen TEXT, PRIMARY KEY (stop, lat, lon));""")
+
+
 class PlanStore:
     def __init__(self, path: Path | str) -> None:
         self.db = open_database(path, migrations, synchronous="FULL")
@@ -62,3 +70,18 @@ class PlanStore:
         with self._lock:
             rows = self.db.execute("SELECT visit, event, ts FROM progress").fetchall()
         return {(v, e): datetime.fromisoformat(ts) for v, e, ts in rows}
+
+    def park(self, stop: str, lat: float, lon: float, ts: datetime) -> None:
+        with self._lock:
+            self.db.table("parking").upsert(
+                {"stop": stop, "lat": round(lat, 5), "lon": round(lon, 5),
+                 "seen": ts.isoformat()}, pk=("stop", "lat", "lon"))
+
+    def parking(self) -> dict[str, list[tuple[float, float]]]:
+        """The places the bus parked at each stop, outside its fence."""
+        with self._lock:
+            rows = self.db.execute("SELECT stop, lat, lon FROM parking").fetchall()
+        spots: dict[str, list[tuple[float, float]]] = {}
+        for stop, lat, lon in rows:
+            spots.setdefault(stop, []).append((lat, lon))
+        return spots

@@ -56,13 +56,13 @@ class MapScene(FleetScene):
         self.board.notify({VEHICLE})
 
     def morning_drive(self) -> list[tuple[float, float]]:
-        """From the depot, 6 km west of Nocé, to 100 m short of its stop: a fix every 100 m
-        for 30 min, then parked (ten fixes on the spot); and yesterday's trip, which is not
-        today's."""
+        """From the depot, 6 km west of Nocé, to 500 m short of its stop: a fix every 100 m
+        for 28 min, then parked (ten fixes on the spot; far enough not to be taken for
+        there, ground/progress.py); and yesterday's trip, which is not today's."""
         noce = self.fleet.stop("noce")
         self.position(noce.lat, noce.lon - 0.5, minutes_ago=24 * 60)  # yesterday
         driven = []
-        for i in range(60):
+        for i in range(56):
             lat, lon = offset(noce.lat, noce.lon, 0, -6000 + i * 100)
             driven.append((lat, lon))
             self.position(lat, lon, minutes_ago=45 - i * 0.5)
@@ -315,3 +315,21 @@ def test_a_bad_map_config_is_refused_saying_why(tmp_path: Path, table: str,
     with pytest.raises(ConfigError) as caught:
         load_ground(config)
     assert f"{config}: {expected}" in str(caught.value)
+
+
+def test_an_arrival_seen_only_in_the_positions_is_marked_for_the_manager(
+        client: TestClient, scene: MapScene) -> None:
+    login(client)
+    noce = scene.fleet.stop("noce")
+    lat, lon = offset(noce.lat, noce.lon, 220, 0)  # the square taken: parked off the fence
+    scene.clock.advance(40)  # 08:40, the session under way
+    for minutes_ago in (12, 8, 4, 0):
+        scene.position(lat, lon, minutes_ago=minutes_ago, speed=0.0)
+    bus = client.get("/fleet/api/map").json()["vehicles"][0]
+    assert bus["stops"][0]["status"] == "consulting"
+    assert bus["stops"][0]["status_text"] == (
+        "en consultation · consulting (déduit des positions · from the positions)")
+    # The commune's public page says the bus is there, without the manager's detail.
+    page = client.get("/communes/61309")
+    assert page.status_code == 200 and "consultation" in page.text
+    assert "déduit" not in page.text

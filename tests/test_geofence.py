@@ -71,3 +71,31 @@ def test_an_old_plan_is_not_used_on_another_day(tmp_path: Path) -> None:
     t = tracker(tmp_path)
     next_day = [at(86_400 + s, 0.0) for s in range(60)]
     assert events(t, next_day) == []
+
+
+def test_parked_off_the_fence_it_arrives_and_learns_where_it_parks(tmp_path: Path) -> None:
+    t = tracker(tmp_path)
+    # The square is taken: parked 220 m away (outside the 120 m fence) for the session.
+    parked = [at(s, 220.0) for s in range(0, 600, 5)]
+    leaving = [at(600 + s, 220 + 15 * s, speed=13.0) for s in range(60)]
+    got = events(t, parked + leaving)
+    assert got == [("arrival", "noce"), ("departure", "noce")]
+    assert t.done[(NOCE.visit, "arrival")] == parked[0].ts  # when it stopped there
+    assert t.done[(NOCE.visit, "departure")] > parked[-1].ts  # not at once: it is there
+    # Next week (a new plan.db of the day's progress would be the same file): the place is
+    # known, so the usual short dwell is enough.
+    week = PLAN.model_copy(update={"day": PLAN.day + timedelta(days=7), "visits": [
+        v.model_copy(update={"visit": "next-week", "arrive": v.arrive + timedelta(days=7),
+                             "depart": v.depart + timedelta(days=7)}) for v in PLAN.visits[:1]]})
+    again = VisitTracker(GeofenceSettings(), PlanStore(tmp_path / "plan.db"))
+    again.use(week)
+    later = [Fix(ts=f.ts + timedelta(days=7), lat=f.lat, lon=f.lon, speed=f.speed)
+             for f in (at(s, 225.0) for s in range(40))]
+    assert [(c.event, c.ts) for f in later for c in again.update(f)] == [
+        ("arrival", later[0].ts)]
+
+
+def test_waiting_near_a_stop_for_less_than_the_dwell_is_not_an_arrival(tmp_path: Path) -> None:
+    t = tracker(tmp_path)
+    junction = [at(s, 300.0) for s in range(0, 200, 5)]  # over 3 min at a level crossing
+    assert events(t, junction + [at(200 + s, 300 - 13 * s, 13.0) for s in range(10)]) == []

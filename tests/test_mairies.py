@@ -345,14 +345,14 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
 
     mairies.start()
     try:
-        assert at(8, 40) == 0  # 10 min late: under the threshold (15)
+        assert at(8, 40) == 0  # 13 min late: under the threshold (15)
         clock.set(datetime(2027, 3, 9, 8, 45, tzinfo=PARIS))
         state.apply(contract.Status(vehicle="bus-1", ts=clock.now(), state="offline"),
                     clock.now())
-        assert watch.check() == 0  # 15 min, but the bus is silent: its forecast is a guess
-        assert at(8, 50) == 2  # 20 min: the mailbox and the webhook
-        assert at(8, 55) == 0  # still late, 25 min: told already
-        assert at(9, 5) == 2  # 35 min: past twice the threshold, told once more
+        assert watch.check() == 0  # 18 min, but the bus is silent: its forecast is a guess
+        assert at(8, 50) == 2  # 23 min: the mailbox and the webhook
+        assert at(8, 55) == 0  # still late, 28 min: told already
+        assert at(9, 5) == 2  # 38 min: past twice the threshold, told once more
         assert at(9, 6) == 0
         # A restart: the log says what was told.
         again = DelayWatch(MairieNotifier(settings(port, certificate[0]), db, PARIS, clock),
@@ -364,7 +364,7 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
                 return [replace(f, delay_min=20) for f in super().forecasts(vehicle)]
 
         board_after = MadeUpTime(fleet, state, TravelModel(), clock)
-        assert DelayWatch(again.notifier, board_after).check() == 0  # 35 min was told
+        assert DelayWatch(again.notifier, board_after).check() == 0  # 38 min was told
         again.notifier.stop()
         state.apply(contract.VisitEvent(vehicle="bus-1", ts=clock.now(), event="arrival",
                                         visit=VISIT, stop="noce", lat=48.3838, lon=0.6783),

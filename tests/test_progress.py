@@ -1,7 +1,7 @@
 """Progress inferred from the positions when the bus's geofence says nothing: the simulated
-Monday (Nocé, Bellême, Pervenchères) driven with the real geofence and report policy on
-the bus (bench/eta_accuracy.bus_messages), the ground's live state and forecast on what
-they sent."""
+Monday (Nocé, Bellême, Pervenchères) driven with the real geofence (one that does not learn
+where the bus parks, as on a bus of before) and report policy on the bus
+(bench/eta_accuracy.bus_messages), the ground's live state and forecast on what they sent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.eta_accuracy import DEPOT, bus_messages
+from bench.eta_accuracy import DEPOT, FENCE_ONLY, bus_messages
 from ground.eta import Forecast, TravelModel, forecast_day
 from ground.state import LiveState
 from ground.store import Message
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def day(tmp: Path, **conditions: object) -> tuple[Tournee, list[Message]]:
     tournee = Tournee.build(PLAN, DEPOT, seed=5, conditions=Conditions(**conditions))  # type: ignore[arg-type]
-    positions, events = bus_messages(PLAN, tournee, tmp / "plan.db")
+    positions, events = bus_messages(PLAN, tournee, tmp / "plan.db", FENCE_ONLY)
     return tournee, sorted([*positions, *events], key=lambda m: m.ts)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from ground import influx, store
+from ground import eta_record, influx, store
 from ground.alerts import DEFAULT_RULES, Alert, AlertEngine, AlertStorage
 from ground.alerts import storage as alert_storage
 from ground.fleet import load_fleet
@@ -42,10 +42,12 @@ class _Silent:
 
 
 def _open_ground(path: Path) -> None:
-    """As the ground service opens ground.db: the store, then the alerts on its file."""
+    """As the ground service opens ground.db: the store, then the alerts and the ETA
+    record on its file."""
     db = store.Store(path)
     AlertEngine(DEFAULT_RULES, AlertStorage(path), LiveState(), load_fleet(FLEET),
                 ManualClock(AT_NOCE), _Silent()).close()
+    eta_record.EtaRecord(path).close()
     db.close()
 
 
@@ -72,7 +74,8 @@ KINDS = [
     Kind("kiosk.db",
          lambda p: queue.PatientQueue(p, None, VEHICLE, ManualClock(AT_NOCE)).close(),
          (queue.migrations,)),
-    Kind("ground.db", _open_ground, (store.migrations, alert_storage.migrations)),
+    Kind("ground.db", _open_ground, (store.migrations, alert_storage.migrations,
+                                     eta_record.migrations)),
     Kind("ground-influx-spool.db", _open_spool, (influx.migrations,)),
 ]
 

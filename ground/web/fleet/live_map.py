@@ -112,7 +112,10 @@ def believable(fixes: list[Fix]) -> list[tuple[float, float]]:
 
 
 def _label(f: Forecast) -> str:
-    return f"{status_label_fr(f.status, f.delay_min)} · {status_label_en(f.status, f.delay_min)}"
+    # The fleet manager is told what the bus did not say itself (ground/progress.py).
+    seen = " (déduit des positions · from the positions)" if f.inferred else ""
+    return (f"{status_label_fr(f.status, f.delay_min)} · "
+            f"{status_label_en(f.status, f.delay_min)}{seen}")
 
 
 def _stop(n: int, f: Forecast, place: str, zone: tzinfo) -> MapStop:
