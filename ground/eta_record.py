@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from ground.accuracy import Prediction, Scored, score
+from ground.store import Store
 from medicobus.clock import Clock
 from medicobus.storage import Database, Migrations, open_database, run_script
 
@@ -86,6 +87,15 @@ class EtaRecord:
 
     def close(self) -> None:
         self.db.close()
+
+
+def recorded(record: EtaRecord, store: Store, since: datetime, until: datetime
+             ) -> list[Scored]:
+    """The ETAs published from `since` to before `until`, scored against the arrivals the
+    buses reported (up to a day after, for a visit predicted late in the period)."""
+    actual = {visit: ts for _, visit, ts in store.crossings("arrival", since,
+                                                             until + timedelta(days=1))}
+    return record.scored(since, until, actual)
 
 
 def as_csv(scored: Sequence[Scored], zone: tzinfo) -> str:

@@ -18,7 +18,7 @@ from ground.accuracy import published
 from ground.alerts import DEFAULT_RULES, AlertEngine, AlertRules, AlertStorage
 from ground.board import Board
 from ground.eta import TravelModel
-from ground.eta_record import EtaRecord
+from ground.eta_record import EtaRecord, recorded
 from ground.fleet import Fleet, load_fleet
 from ground.influx import InfluxExporter, InfluxSettings
 from ground.ingest import Ingest
@@ -121,7 +121,9 @@ class GroundService:
             self.board, http=settings.http, map_settings=settings.map, kit=settings.kit,
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
                                auth=auth, map_settings=settings.map, tournee=self.tournee,
-                               reporter=self.reporter),
+                               reporter=self.reporter,
+                               precision=lambda since, until: recorded(
+                                   self.eta_record, self.store, since, until)),
             console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,

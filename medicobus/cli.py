@@ -108,19 +108,23 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the fleet's only one)")
     ground.add_argument("--date", type=date.fromisoformat, help="with --import-appointments: "
                         "the day, YYYY-MM-DD (default: today)")
-    # eta-replay: the store's recorded days through the ETA model and both baselines.
-    ground.add_argument("action", nargs="?", choices=["eta-replay", "eta-accuracy"],
-                        help="eta-replay: re-run the recorded days from --from to --to "
-                        "through the current ETA model and the baselines (schedule only; "
-                        "schedule plus current deviation), print their accuracy, exit; "
-                        "eta-accuracy: the ETAs the service published those days, scored "
-                        "(all, per vehicle, per stop, per week), exit")
-    ground.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    ground.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    ground.add_argument("--csv", type=Path, metavar="FILE",
-                        help="with eta-accuracy: also write each scored prediction here")
-
-    ground_sub = ground.add_subparsers(dest="ground_command", metavar="report")
+    ground_sub = ground.add_subparsers(dest="ground_command",
+                                       metavar="report | eta-replay | eta-accuracy")
+    for name, said in (
+            ("eta-replay", "re-run the recorded days from --from to --to through the current "
+                           "ETA model and the baselines (schedule only; schedule plus current "
+                           "deviation), print their accuracy"),
+            ("eta-accuracy", "the ETAs the service published those days, scored (all, per "
+                             "vehicle, per stop, per week)")):  # fmt: skip
+        eta = ground_sub.add_parser(name, help=said, description=said + " (with the ground's "
+                                    "--config, given before the command)")
+        eta.add_argument("--from", dest="first", type=date.fromisoformat, required=True,
+                         metavar="YYYY-MM-DD")
+        eta.add_argument("--to", dest="last", type=date.fromisoformat, required=True,
+                         metavar="YYYY-MM-DD")
+        if name == "eta-accuracy":
+            eta.add_argument("--csv", type=Path, metavar="FILE",
+                             help="also write each scored prediction here")
     report = ground_sub.add_parser(
         "report", help="the funders' activity report of a month or a range of days",
         description="Rapport d'activité par commune et par véhicule (visites, patients, "
@@ -171,11 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 parser.error("--fleet ne va qu'avec --check / --fleet goes with --check")
             return _check_fleet(args.fleet)
-        if args.action is not None:
-            if args.first is None or args.last is None or args.last < args.first:
-                parser.error(f"{args.action}: --from et --to, dans l'ordre / --from and "
-                             "--to, in order")
-            if args.action == "eta-replay":
+        if args.ground_command in ("eta-replay", "eta-accuracy"):
+            if args.last < args.first:
+                parser.error(f"{args.ground_command}: --from avant --to / --from before --to")
+            if args.ground_command == "eta-replay":
                 return _eta_replay(args.config, args.first, args.last)
             return _eta_accuracy(args.config, args.first, args.last, args.csv)
         if args.import_appointments:
@@ -255,7 +258,7 @@ def _eta_accuracy(config: Path, first: date, last: date, csv_file: Path | None) 
     from datetime import time, timedelta
 
     from ground.accuracy import Row, markdown, table, tables_by, week_of
-    from ground.eta_record import EtaRecord, as_csv
+    from ground.eta_record import EtaRecord, as_csv, recorded
     from ground.fleet import load_fleet
     from ground.service import load_ground
     from ground.store import Store
@@ -266,9 +269,7 @@ def _eta_accuracy(config: Path, first: date, last: date, csv_file: Path | None) 
     until = datetime.combine(last + timedelta(days=1), time(0), zone)
     store, record = Store(settings.database), EtaRecord(settings.database)
     try:
-        actual = {visit: ts for _, visit, ts in store.crossings("arrival", since,
-                                                                 until + timedelta(days=1))}
-        scored = record.scored(since, until, actual)
+        scored = recorded(record, store, since, until)
     finally:
         record.close()
         store.close()

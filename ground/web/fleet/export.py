@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from ground.web.fleet.views import Dashboard
@@ -13,6 +13,29 @@ from ground.web.fleet.views import Dashboard
 MAX_CSV_DAYS = 366
 CSV_FIRST_DAY, CSV_LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # the days one may ask for
 Row = tuple[datetime, str, float | None, str | None]  # time, probe, °C, flag
+
+
+def asked_days(start: date | None, end: date | None, today: date,
+               default_days: int) -> tuple[date, date]:
+    """The days a download or a page asks for, `from` and `to` inclusive (by default the
+    last `default_days` up to today); ValueError (in French) when they cannot be.
+
+    Days near the ends of the calendar have no UTC equivalent (0001-01-01 in Paris starts
+    in year 0, 9999-12-31 ends in year 10000): none that old is kept anyway."""
+    end = end or today
+    start = start or end - timedelta(days=default_days - 1)
+    if not (CSV_FIRST_DAY <= start <= end <= CSV_LAST_DAY) or (end - start).days >= MAX_CSV_DAYS:
+        raise ValueError(f"« du » doit précéder « au », {MAX_CSV_DAYS} jours au plus, entre "
+                         f"{CSV_FIRST_DAY} et {CSV_LAST_DAY} · from must be on or before to, at "
+                         f"most {MAX_CSV_DAYS} days, between {CSV_FIRST_DAY} and {CSV_LAST_DAY}")
+    return start, end
+
+
+def local_span(start: date, end: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """From the start of `start` to the end of `end`, local days (23 or 25 hours at the
+    clock changes)."""
+    return (datetime.combine(start, time(0), zone),
+            datetime.combine(end + timedelta(days=1), time(0), zone))
 
 
 def fridge_log(dash: Dashboard, vehicle: str, start: datetime, end: datetime) -> list[Row]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,15 +31,10 @@ from ground.tournee import Tournee
 from ground.web import sse
 from ground.web.auth import COOKIE, Auth, AuthSettings, Session
 from ground.web.console.pages import console_pages
-from ground.web.fleet.export import (
-    CSV_FIRST_DAY,
-    CSV_LAST_DAY,
-    MAX_CSV_DAYS,
-    fridge_csv,
-    fridge_log,
-)
+from ground.web.fleet.export import asked_days, fridge_csv, fridge_log, local_span
 from ground.web.fleet.live_map import MapOut, live_map
 from ground.web.fleet.models import VehicleDetailOut, VehicleOut
+from ground.web.fleet.precision import FILTERS, Scorer, precision_router
 from ground.web.fleet.security import Guard, form, safe_next, same_origin
 from ground.web.fleet.sources import AlertSource, SeriesSource
 from ground.web.fleet.views import SEVERITY_FR, Dashboard
@@ -65,8 +60,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
                  users_settings: AuthSettings, *, clock: Clock | None = None,
                  session_clock: Clock | None = None, refresh_s: float = REFRESH_S,
                  auth: Auth | None = None, map_settings: MapSettings | None = None,
-                 tournee: Tournee | None = None,
-                 reporter: Reporter | None = None) -> APIRouter:
+                 tournee: Tournee | None = None, reporter: Reporter | None = None,
+                 precision: Scorer | None = None) -> APIRouter:
     """The dashboard's routes, to mount with `app.include_router(..., prefix="/fleet")`.
 
     `clock` is the data's time (the board's, accelerated in the demo); `session_clock`
@@ -74,11 +69,13 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     `map_settings` the live map's tiles (give create_app the same, for its CSP); with
     `tournee`, the coordinator's console pages behind the same login (its API, in the
     public schema, is `ground.web.console.api`, given to create_app); `reporter` makes
-    the funders' reports to download (none: no reports page).
+    the funders' reports to download (none: no reports page); `precision` scores the ETAs
+    published between two moments (the accuracy record's page).
     """
     dash = Dashboard(board, store, alerts, clock or board.clock)
     auth = auth or Auth(users_settings, session_clock)
     templates = Jinja2Templates(directory=TEMPLATES)
+    templates.env.globals.update(FILTERS)
     templates.env.globals.update(when=lambda m: when(m, dash.zone, dash.now()), number=number,
                                  severity_fr=SEVERITY_FR,
                                  map_settings=map_settings or MapSettings())  # fmt: skip
@@ -194,18 +191,11 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
     ) -> Response:
         if not known(vehicle):
             return not_found(request, session)
-        today = dash.now().astimezone(dash.zone).date()
-        end = end or today
-        start = start or end - timedelta(days=6)
-        # Days near the ends of the calendar have no UTC equivalent: 0001-01-01 in Paris
-        # starts in year 0, 9999-12-31 ends in year 10000. No fridge log is that old anyway.
-        if not (CSV_FIRST_DAY <= start <= end <= CSV_LAST_DAY) or (
-                end - start).days >= MAX_CSV_DAYS:
-            return finish(request, JSONResponse(
-                {"detail": f"from must be on or before to, at most {MAX_CSV_DAYS} days, "
-                           f"between {CSV_FIRST_DAY} and {CSV_LAST_DAY}"}, 422), session)
-        t0 = datetime.combine(start, time(0), dash.zone)
-        t1 = datetime.combine(end + timedelta(days=1), time(0), dash.zone)
+        try:
+            start, end = asked_days(start, end, dash.now().astimezone(dash.zone).date(), 7)
+        except ValueError as exc:
+            return finish(request, JSONResponse({"detail": str(exc)}, 422), session)
+        t0, t1 = local_span(start, end, dash.zone)
         text = fridge_csv(fridge_log(dash, vehicle, t0, t1), dash.zone)
         name = f"frigo-{vehicle}-{start.isoformat()}_{end.isoformat()}.csv"
         return finish(request, Response(text, media_type="text/csv; charset=utf-8", headers={
@@ -422,4 +412,8 @@ def fleet_router(board: Board, store: SeriesSource, alerts: AlertSource | None,
 
     if tournee is not None:
         router.include_router(console_pages(tournee, guard, page))
+    if precision is not None:
+        router.include_router(precision_router(
+            precision, lambda: board.fleet, lambda: dash.now().astimezone(dash.zone).date(),
+            guard, page))  # fmt: skip
     return router
