@@ -172,3 +172,23 @@ def test_engine_hours_from_rpm_when_there_is_no_hour_counter(tmp_path: Path,
     assert sorted(garage.at(garage.clock.now())) == [
         "Maintenance due soon: Filter", "Maintenance overdue: Filter"]
     garage.close()
+
+
+def test_two_distance_items_done_on_other_days_each_keep_their_count(
+        tmp_path: Path, receiver: Receiver) -> None:  # fmt: skip
+    """The rule asks at every batch: a bus with an oil change and tyres done on other days
+    must not read its year of positions again at each ask (each count goes on from where
+    it got to)."""
+    garage = Garage(tmp_path, int(receiver.server.server_address[1]),
+                    datetime(2026, 11, 2, 8, 0, tzinfo=PARIS))
+    storage = garage.engine.storage
+    first, second = garage.clock.now(), garage.clock.now() + timedelta(hours=1)
+    garage.clock.set(second + timedelta(hours=1))
+    garage.drive("perche-2", 10)  # a drive after both
+    assert storage.gps_km("perche-2", first) == pytest.approx(10, abs=0.1)
+    assert storage.gps_km("perche-2", second) == pytest.approx(10, abs=0.1)
+    # Were either count read again from the start, it would find these rows gone.
+    garage.store.db.execute("DELETE FROM positions")
+    assert storage.gps_km("perche-2", first) == pytest.approx(10, abs=0.1)
+    assert storage.gps_km("perche-2", second) == pytest.approx(10, abs=0.1)
+    garage.close()

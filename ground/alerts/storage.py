@@ -68,6 +68,9 @@ CREATE TABLE maintenance_items (
 """)
 
 
+GPS_COUNTS_PER_BUS = 8  # distance and engine-hour counts kept per bus (one per item)
+
+
 @dataclass(frozen=True)
 class Done:
     at: datetime
@@ -297,10 +300,13 @@ class AlertStorage:
             km, _ = driven([last, *rows] if last else rows)
             metres += km * 1000
             upto, last = rows[-1][0], rows[-1]
-        # One count per bus (that of its latest done), beside its engine's.
-        self._gps = {k: v for k, v in self._gps.items()
-                     if k[0] != vehicle or k[1].startswith("rpm:")}
+        # One count per item's last time done (a bus has an oil change and tyres, done on
+        # other days): each counted on from where it got to, not read again. A few per bus
+        # at most; the oldest, left by a newer done, go first.
         self._gps[key] = (upto, metres, last)
+        mine = sorted(k for k in self._gps if k[0] == vehicle and not k[1].startswith("rpm:"))
+        for old in mine[:-GPS_COUNTS_PER_BUS]:
+            del self._gps[old]
         return metres / 1000
 
     def engine_hours_since(self, vehicle: str, since: datetime, sensor: str = "engine",
@@ -322,6 +328,9 @@ class AlertStorage:
         if rows:
             upto = rows[-1][0]
         self._gps[key] = (upto, seconds, last)
+        mine = sorted(k for k in self._gps if k[0] == vehicle and k[1].startswith("rpm:"))
+        for old in mine[:-GPS_COUNTS_PER_BUS]:
+            del self._gps[old]
         return seconds / 3600
 
     # -- helpers ---------------------------------------------------------------------------
