@@ -33,7 +33,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ground import roads
 from ground.progress import infer
+from ground.roads import Road
 from ground.state import VehicleState
 from ground.views import VisitStatus
 from medicobus import contract
@@ -64,17 +66,38 @@ class Forecast:
 
 class TravelModel:
     """What past days teach: the travel time between two stops (the median of observed
-    legs, else distance-based), and how early the bus reaches each stop when nothing
-    holds it back."""
+    legs), the road each leg is driven on (ground/roads.py), and how early the bus reaches
+    each stop when nothing holds it back. Legs not driven yet: the road's length (the
+    straight line × the fleet's learned road factor) at the timetable's own speed."""
 
     def __init__(self) -> None:
         self._observed: dict[tuple[str, str], list[float]] = {}
         self._early: dict[tuple[str, str], list[float]] = {}
         self._overrun: dict[tuple[str, str], list[float]] = {}
+        self._roads: dict[tuple[str, str], Road] = {}
+        self._factor = ROAD_FACTOR
+        self._driven: float | None = None  # the fleet's usual speed on the legs it drove
+        self._planned = TYPICAL_SPEED  # the timetable's, until a leg is driven
 
     def learn(self, legs: Iterable[tuple[str, str, float]]) -> None:
         for origin, dest, seconds in legs:
             self._observed.setdefault((origin, dest), []).append(seconds)
+        self._driven = self._driven_speed()
+
+    def learn_roads(self, learned: dict[tuple[str, str], Road]) -> None:
+        """The roads of the legs driven, and from them the fleet's usual road factor."""
+        self._roads.update(learned)
+        self._factor = roads.factor(self._roads.values()) or self._factor
+        self._driven = self._driven_speed()
+
+    def seed(self, timetable: Iterable[Sequence[contract.PlannedVisit]]) -> None:
+        """The speed the timetable plans between stops (its days' consecutive visits), for
+        the first weeks, before any leg is driven: the median of the gaps that are a drive
+        (not a lunch too)."""
+        speeds = [s for day in timetable for a, b in zip(day, day[1:], strict=False)
+                  if (s := self._planned_speed(a, b)) is not None]
+        if speeds:
+            self._planned = statistics.median(speeds)
 
     def learn_arrivals(self, arrivals: Iterable[tuple[contract.PlannedVisit, datetime]]
                        ) -> None:
@@ -100,9 +123,46 @@ class TravelModel:
         seen = self._observed.get((a.stop, b.stop))
         return timedelta(seconds=statistics.median(seen)) if seen else None
 
+    def road(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> Road | None:
+        return self._roads.get((a.stop, b.stop))
+
+    def length_m(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> float:
+        """The road from `a` to `b`: learned, else the straight line × the usual factor."""
+        road = self.road(a, b)
+        return road.length_m if road is not None else self.road_m(_straight(a, b))
+
+    def road_m(self, straight_m: float) -> float:
+        """The road distance of a straight line, by the fleet's usual road factor."""
+        return straight_m * self._factor
+
+    def speed(self, a: contract.PlannedVisit | None, b: contract.PlannedVisit) -> float:
+        """The speed to drive from `a` to `b` at, before the leg is learned: the fleet's
+        usual speed on the legs it drove; in the first weeks, the timetable's (for this
+        leg if its gap is a drive, else its usual one). Planned gaps hold the planner's
+        slack: reality replaces them as soon as it is known."""
+        if self._driven is not None:
+            return self._driven
+        planned = self._planned_speed(a, b) if a is not None else None
+        return planned or self._planned
+
+    def _driven_speed(self) -> float | None:
+        """The median speed of the legs driven on a known road (its length over the
+        leg's median time)."""
+        speeds = [road.length_m / statistics.median(seen) for leg, road in self._roads.items()
+                  if (seen := self._observed.get(leg))]
+        usable = [s for s in speeds if MIN_SPEED <= s <= MAX_SPEED]
+        return statistics.median(usable) if usable else None
+
     def between(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> timedelta:
-        return self.learned(a, b) or estimate(distance_m(a.lat, a.lon, b.lat, b.lon),
-                                              TYPICAL_SPEED)
+        return self.learned(a, b) or timedelta(seconds=self.length_m(a, b) / self.speed(a, b))
+
+    def _planned_speed(self, a: contract.PlannedVisit, b: contract.PlannedVisit
+                       ) -> float | None:
+        """The speed the timetable gives the drive from `a` to `b`, if its gap is one: a
+        gap that holds lunch or a visit skipped between is not."""
+        gap, length = (b.arrive - a.depart).total_seconds(), self.length_m(a, b)
+        speed = length / gap if gap > 0 else 0.0
+        return speed if MIN_SPEED <= speed <= MAX_SPEED else None
 
     def earliest(self, v: contract.PlannedVisit) -> datetime:
         """The earliest the bus is expected at `v`: its planned arrival, or earlier if it
@@ -117,13 +177,13 @@ class TravelModel:
         return v.arrive + timedelta(seconds=min(0.0, early))
 
 
+def _straight(a: contract.PlannedVisit, b: contract.PlannedVisit) -> float:
+    return distance_m(a.lat, a.lon, b.lat, b.lon)
+
+
 def _entry(v: contract.PlannedVisit) -> tuple[str, str]:
     """A timetable entry as past days know it: the stop and its planned local time."""
     return v.stop, f"{v.arrive:%H:%M}"
-
-
-def estimate(straight_m: float, speed: float) -> timedelta:
-    return timedelta(seconds=straight_m * ROAD_FACTOR / speed)
 
 
 def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, now: datetime,
@@ -144,7 +204,9 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
         arrived, departed = arrivals.get(v.visit), departures.get(v.visit)
         inferred = (v.visit in guessed.missed or (arrived is not None and v.visit not in
                     state.arrivals) or (departed is not None and v.visit not in state.departures))
-        if v.visit in guessed.missed and not arrived:
+        if v.visit in guessed.missed and not arrived and v.visit not in state.departures:
+            # (The positions say it was driven past; a departure the bus reported says it
+            # was there, its arrival unheard of.)
             f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0, inferred=True)
         elif arrived or departed:
             arrive = arrived or departed or now
@@ -194,31 +256,36 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
     pos = state.position
     earliest = travel.earliest(v)
     if heading_here and pos is not None and _driving(state, previous, now):
+        origin = previous.visit if previous is not None else None
+        learned = travel.learned(origin, v) if origin is not None else None
+        road = travel.road(origin, v) if origin is not None else None
+        on = road.locate(pos.lat, pos.lon) if road is not None else None
         left = distance_m(pos.lat, pos.lon, v.lat, v.lon)
-        learned = travel.learned(previous.visit, v) if previous is not None else None
-        leg = distance_m(previous.visit.lat, previous.visit.lon, v.lat, v.lon) \
-            if previous is not None else 0.0
-        if learned is not None and leg > 0:
-            # The learned time of this leg scaled by the share of it still to go: slow
-            # stretches are in it, which the speed of the last minutes knows nothing of;
-            # at today's pace, which the way driven so far on this leg tells too.
-            share = min(1.0, left / leg)
+        leg = _straight(origin, v) if origin is not None else 0.0
+        if learned is not None and (on is not None or leg > 0):
+            # The learned time of this leg × the share of it still to go: of its time
+            # profile along the road where the bus is on it (slow stretches are in it,
+            # which the speed of the last minutes knows nothing of), else of the straight
+            # line; at today's pace, which the way driven so far on this leg tells too.
+            share = road.share_left(on.along_m) if road is not None and on is not None \
+                else min(1.0, left / leg)
             if previous is not None and previous.departed_at is not None and share < 0.8:
                 pace.part(learned * (1 - share), pos.ts - previous.departed_at)
             eta = pos.ts + learned * share * pace.factor
         else:
-            average = state.average_speed(moving_only=True) or TYPICAL_SPEED
-            speed = min(MAX_SPEED, max(MIN_SPEED, average))
             # From where the bus was last seen, minus the time since, for a position that
             # is a few seconds (or, after an outage, minutes) old.
-            eta = pos.ts + estimate(left, speed)
+            average = state.average_speed(moving_only=True) or travel.speed(origin, v)
+            speed = min(MAX_SPEED, max(MIN_SPEED, average))
+            eta = pos.ts + timedelta(seconds=travel.road_m(left) / speed)
         return max(eta, now)
     if previous is None:
         # Not on the road yet (the depot): no sooner than the drive from where it waits.
         waiting = pos is not None and now - pos.ts < SEEN_WAITING and \
             pos.ts >= earliest - timedelta(hours=3)
-        setting_off = now + estimate(distance_m(pos.lat, pos.lon, v.lat, v.lon),
-                                     TYPICAL_SPEED) if pos is not None and waiting else now
+        setting_off = now + timedelta(seconds=travel.road_m(distance_m(
+            pos.lat, pos.lon, v.lat, v.lon)) / travel.speed(None, v)) \
+            if pos is not None and waiting else now
         return max(earliest, setting_off)
     return max(earliest, previous.depart + travel.between(previous.visit, v) * pace.factor,
                now)

@@ -11,21 +11,22 @@ off its stop is scored too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from ground import accuracy
+from ground import accuracy, roads
 from ground.eta import TravelModel, forecast_day
 from ground.fleet import Fleet, with_planned
 from ground.progress import infer
 from ground.state import LiveState, VehicleState
-from ground.store import Message, Store
+from ground.store import Leg, Message, Store
 from medicobus import contract
 
 EVERY = timedelta(minutes=1)  # how often the published ETAs are scored
 BEFORE = timedelta(minutes=90)  # scored from this long before the first planned arrival
 LEARN_WEEKS = 8  # as the service
+SEED_DAYS = 28  # the timetable's coming weeks, whose speeds seed the legs not driven yet
 KINDS = ("position", "event", "queue")  # what the forecast reads
 
 Predictor = Callable[[Sequence[contract.PlannedVisit], VehicleState, datetime],
@@ -35,11 +36,28 @@ Received = tuple[Message, datetime]  # a message and when it reached the ground
 
 def learn(travel: TravelModel, store: Store, fleet: Fleet, since: datetime,
           until: datetime | None = None) -> None:
-    """What the store's past days teach the model: the legs driven, how early each stop is
-    reached and how late it is left."""
-    travel.learn(store.legs(since, until))
+    """What the store's past days teach the model: the legs driven and the roads they were
+    driven on, how early each stop is reached and how late it is left; and, for the legs
+    not driven yet, the timetable's own speeds (its coming weeks)."""
+    legs = list(store.legs(since, until))
+    travel.learn((leg.origin, leg.dest, leg.seconds) for leg in legs)
+    travel.learn_roads(roads.learn(tracks(store, legs),
+                                   {s.id: (s.lat, s.lon) for s in fleet.stops}))
     travel.learn_arrivals(with_planned(fleet, store.crossings("arrival", since, until)))
     travel.learn_departures(with_planned(fleet, store.crossings("departure", since, until)))
+    first = (until or since).astimezone(fleet.zone).date()
+    travel.seed(fleet.day_visits(v.id, first + timedelta(days=d))
+                for v in fleet.vehicles for d in range(SEED_DAYS))
+
+
+def tracks(store: Store, legs: Sequence[Leg]) -> Iterator[roads.Track]:
+    """Each leg with the positions its bus sent on the way, from where it left to where
+    it arrived."""
+    for leg in legs:
+        points = [(datetime.fromisoformat(ts), lat, lon) for ts, lat, lon, _, _ in
+                  store.positions_between(leg.vehicle, leg.left, leg.arrived)]
+        yield roads.Track(leg.origin, leg.dest, leg.left, leg.arrived,
+                          [(leg.left, *leg.start), *points, (leg.arrived, *leg.end)])
 
 
 def model(travel: TravelModel) -> Predictor:

@@ -95,6 +95,7 @@ class GroundService:
         self._etas_purged: date | None = None
         self.state = LiveState()
         self.travel = TravelModel()
+        self._learned_on: date | None = None
         self.board = Board(self.fleet, self.state, self.travel, clock,
                            stale_after=timedelta(seconds=settings.stale_after_s))
         n = settings.notify
@@ -143,6 +144,7 @@ class GroundService:
             if bounds.judge(message, received) is None:
                 self.state.apply(message, received)
         learn(self.travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
+        self._learned_on = self.board.today()
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every
@@ -218,6 +220,8 @@ class GroundService:
     def _daily(self) -> None:
         purged_on: date | None = None
         while not self._stop.wait(2.0):
+            if self._learned_on != self.board.today():
+                self._relearn()
             if purged_on != self.board.today():  # dead letters past their time, daily
                 try:
                     self.store.purge_dead_letters()
@@ -236,6 +240,20 @@ class GroundService:
                 self.plans.publish_if_new_day(today)
                 # Imported by `medicobus ground --import-appointments`, another process.
                 self.plans.publish_appointments(self.store.appointments(today))
+
+    def _relearn(self) -> None:
+        """Yesterday's drives taught: a new travel model, learned off to the side and then
+        swapped in whole (the board never reads one half learned)."""
+        today = self.board.today()
+        travel = TravelModel()
+        midnight = datetime.combine(today, time(0), self.fleet.zone)
+        try:
+            learn(travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
+        except sqlite3.Error:  # locked, disk: yesterday's model serves, tried again later
+            log.exception("the travel model could not be learned again")
+            return
+        self.travel = self.board.travel = travel
+        self._learned_on = today
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

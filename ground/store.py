@@ -180,6 +180,22 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class Leg(NamedTuple):
+    """One drive from a stop to the next, as the bus's events tell it."""
+
+    vehicle: str
+    origin: str
+    dest: str
+    left: datetime
+    arrived: datetime
+    start: tuple[float, float]  # where the bus was when it left, and when it arrived
+    end: tuple[float, float]
+
+    @property
+    def seconds(self) -> float:
+        return (self.arrived - self.left).total_seconds()
+
+
 class Store:
     def __init__(self, path: Path | str, clock: Clock | None = None,
                  dead_letters: DeadLetterLimits | None = None) -> None:
@@ -443,25 +459,23 @@ class Store:
             [vehicle, sensor, quantity, _utc(since), _utc(until)])  # fmt: skip
         return [(datetime.fromisoformat(ts), value) for ts, value in rows]
 
-    def legs(self, since: datetime, until: datetime | None = None
-             ) -> Iterator[tuple[str, str, float]]:
-        """Observed travel times: each departure from a stop to the bus's next arrival
-        (from `since`, to before `until`)."""
-        previous: dict[str, tuple[str, datetime]] = {}
-        for vehicle, ts, event, stop in self.db.execute(
-            "SELECT vehicle, ts, event, stop FROM events WHERE ts >= ? AND ts < ? "
+    def legs(self, since: datetime, until: datetime | None = None) -> Iterator[Leg]:
+        """The legs driven: each departure from a stop to the bus's next arrival (from
+        `since`, to before `until`), by vehicle and time."""
+        previous: dict[str, tuple[str, datetime, tuple[float, float]]] = {}
+        for vehicle, ts, event, stop, lat, lon in self.db.execute(
+            "SELECT vehicle, ts, event, stop, lat, lon FROM events WHERE ts >= ? AND ts < ? "
             "ORDER BY vehicle, ts",
             [since.astimezone(UTC).isoformat(), (until or datetime.max.replace(tzinfo=UTC)
                                                  ).astimezone(UTC).isoformat()],
         ):
             at = datetime.fromisoformat(ts)
             if event == "departure":
-                previous[vehicle] = (stop, at)
+                previous[vehicle] = (stop, at, (lat, lon))
             elif vehicle in previous:
-                origin, left = previous.pop(vehicle)
-                seconds = (at - left).total_seconds()
-                if origin != stop and 0 < seconds < timedelta(hours=3).total_seconds():
-                    yield origin, stop, seconds
+                origin, left, start = previous.pop(vehicle)
+                if origin != stop and timedelta(0) < at - left < timedelta(hours=3):
+                    yield Leg(vehicle, origin, stop, left, at, start, (lat, lon))
 
     def crossings(self, event: str, since: datetime, until: datetime | None = None
                   ) -> Iterator[tuple[str, str, datetime]]:

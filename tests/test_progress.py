@@ -114,3 +114,23 @@ def test_positions_read_after_a_reported_arrival_are_not_its_departure() -> None
     f = forecast_day(PLAN.visits, state.get(VEHICLE), NOCE.arrive + timedelta(minutes=10),
                      TravelModel())
     assert f[0].status is VisitStatus.CONSULTING and f[0].departed_at is None
+
+
+def test_a_reported_departure_whose_arrival_was_lost_is_a_departure() -> None:
+    # The arrival event never came (lost with the GPS); the bus then reported leaving Nocé
+    # and drives away, as if it had driven past: it was there, and is on its way to Bellême.
+    state = LiveState()
+    left = NOCE.depart + timedelta(minutes=1)
+    state.apply(contract.VisitEvent(vehicle=VEHICLE, ts=left, event="departure",
+                                    visit=NOCE.visit, stop="noce", lat=NOCE.lat,
+                                    lon=NOCE.lon), left)
+    for i in range(1, 8):
+        t = left + timedelta(minutes=i)
+        lat = NOCE.lat + (BELLEME.lat - NOCE.lat) * i / 12
+        lon = NOCE.lon + (BELLEME.lon - NOCE.lon) * i / 12
+        state.apply(position(t, lat, lon, 13.0), t)
+    f = forecast_day(PLAN.visits, state.get(VEHICLE), left + timedelta(minutes=7),
+                     TravelModel())
+    assert f[0].status is VisitStatus.DEPARTED and f[0].departed_at == left
+    assert f[1].status in (VisitStatus.EN_ROUTE, VisitStatus.PLANNED)
+    assert f[1].arrive < BELLEME.arrive + timedelta(minutes=5)
