@@ -205,8 +205,10 @@ def run(seeds: Sequence[int] = SEEDS) -> Section:
         scored_days += later
         with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
             travel = learn(fleet, learning, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="medicobus-eta-") as tmp:
+            first_day = learn(fleet, [], Path(tmp))  # nothing driven: the timetable's speeds
         predictors = replay.predictors(travel)
-        cold = {**predictors, "model, nothing learned": replay.model(TravelModel())}
+        cold = {**predictors, "model, nothing learned": replay.model(first_day)}
         for day in later:
             until = max([*day.actual.values(), day.plan.visits[-1].depart])
             for arrivals, messages in (("geofence", day.sent), ("fence only", day.fence_only),

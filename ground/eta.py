@@ -12,17 +12,20 @@ The baseline is the timetable plus the current deviation; what we know refines i
   unless staff closed the session; without the kiosk's forecast, as late past the planned
   end as it usually leaves that stop (learned: the queue, lunch before the afternoon's
   drive), or later if it arrived late (the doctor sees everyone booked);
-- driving to the next stop: the learned time of that leg scaled by the share of it still to
-  go (slow stretches are in it); a leg never driven, the remaining distance over the bus's
-  recent average speed; a bus not on the road yet, no sooner than the drive from where it
-  waits;
+- driving to the next stop: the learned time of that leg × the share of it still to go,
+  read off the leg's learned road where the bus is on it (ground/roads.py: its time
+  profile, slow stretches in it), else by straight line; a leg never driven, the
+  remaining road distance over the bus's recent average speed; a bus not on the road yet,
+  no sooner than the drive from where it waits;
 - further stops follow in a chain: arrival = previous departure + travel time, never
   before the earliest the bus usually reaches that stop (the planned time until learned
   otherwise). A late morning therefore makes a late afternoon unless the lunch break
   absorbs the delay, as it does in real life;
 - travel times are learned from past days when the same leg was driven (the tournée
-  repeats weekly), else estimated from distance, and scaled by today's pace (`Pace`, a
-  Kalman filter over the legs driven today against history).
+  repeats weekly), and scaled by today's pace (`Pace`, a Kalman filter over the legs
+  driven today against history); a leg not driven yet takes the road distance (the
+  straight line × the fleet's learned road factor) at the fleet's usual speed on the legs
+  it drove, and in the first weeks, before any, at the timetable's own speed.
 """
 
 from __future__ import annotations

@@ -114,9 +114,6 @@ class Road:
         """The share of the drive's time still ahead from `along_m` metres along."""
         return 1.0 - float(np.interp(along_m, self.stations, self.elapsed))
 
-    def left_m(self, along_m: float) -> float:
-        return max(0.0, self.length_m - along_m)
-
 
 def learn(tracks: Iterable[Track], stops: dict[str, tuple[float, float]]
           ) -> dict[tuple[str, str], Road]:
