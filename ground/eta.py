@@ -65,6 +65,7 @@ class Forecast:
     arrived_at: datetime | None = None
     departed_at: datetime | None = None
     inferred: bool = False  # reached, left or missed as the positions say, not the bus
+    road_left_m: float | None = None  # the road still to drive to it, on its learned road
 
 
 class TravelModel:
@@ -227,13 +228,13 @@ def forecast_day(visits: Sequence[contract.PlannedVisit], state: VehicleState, n
             f = Forecast(v, VisitStatus.UNCONFIRMED, v.arrive, v.depart, 0)
         else:
             heading_here = previous is None or previous.status is VisitStatus.DEPARTED
-            eta = _arrival(v, previous, state, now, travel, heading_here, pace)
+            eta, road_left = _arrival(v, previous, state, now, travel, heading_here, pace)
             late = eta - v.arrive >= LATE_AFTER
             under_way = heading_here and _driving(state, previous, now)
             status = (VisitStatus.LATE if late
                       else VisitStatus.EN_ROUTE if under_way else VisitStatus.PLANNED)  # fmt: skip
             f = Forecast(v, status, eta, max(v.depart + travel.overrun(v), eta + dwell),
-                         _late(eta, v.arrive))
+                         _late(eta, v.arrive), road_left_m=road_left)
         out.append(f)
         if f.status is not VisitStatus.UNCONFIRMED:
             previous = f
@@ -254,8 +255,10 @@ def _departure(v: contract.PlannedVisit, arrived: datetime, queue: contract.Queu
 
 
 def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: VehicleState,
-             now: datetime, travel: TravelModel, heading_here: bool, pace: Pace) -> datetime:
-    """Predicted arrival at a visit the bus has not reached yet; never in the past."""
+             now: datetime, travel: TravelModel, heading_here: bool, pace: Pace
+             ) -> tuple[datetime, float | None]:
+    """Predicted arrival at a visit the bus has not reached yet, never in the past; and
+    the road left to it, where the bus is on the leg's learned road."""
     pos = state.position
     earliest = travel.earliest(v)
     if heading_here and pos is not None and _driving(state, previous, now):
@@ -275,13 +278,15 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
             if previous is not None and previous.departed_at is not None and share < 0.8:
                 pace.part(learned * (1 - share), pos.ts - previous.departed_at)
             eta = pos.ts + learned * share * pace.factor
+            if road is not None and on is not None:
+                return max(eta, now), road.length_m - on.along_m
         else:
             # From where the bus was last seen, minus the time since, for a position that
             # is a few seconds (or, after an outage, minutes) old.
             average = state.average_speed(moving_only=True) or travel.speed(origin, v)
             speed = min(MAX_SPEED, max(MIN_SPEED, average))
             eta = pos.ts + timedelta(seconds=travel.road_m(left) / speed)
-        return max(eta, now)
+        return max(eta, now), None
     if previous is None:
         # Not on the road yet (the depot): no sooner than the drive from where it waits.
         waiting = pos is not None and now - pos.ts < SEEN_WAITING and \
@@ -289,9 +294,9 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
         setting_off = now + timedelta(seconds=travel.road_m(distance_m(
             pos.lat, pos.lon, v.lat, v.lon)) / travel.speed(None, v)) \
             if pos is not None and waiting else now
-        return max(earliest, setting_off)
+        return max(earliest, setting_off), None
     return max(earliest, previous.depart + travel.between(previous.visit, v) * pace.factor,
-               now)
+               now), None
 
 
 class Pace:

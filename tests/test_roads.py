@@ -5,12 +5,14 @@ and timetable speeds."""
 from __future__ import annotations
 
 import random
+import re
 import statistics
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +27,7 @@ from onboard.telemetry.simulated import Drive, plan_drive
 from tests.brokers import Mosquitto
 from tests.clocks import ManualClock
 from tests.harness import FLEET, PARIS, VEHICLE, clock_at, ground, wait_until
+from tests.test_fleet_pages import FleetScene, login, tile
 
 FLEET_ = load_fleet(FLEET)
 TODAY = date(2026, 11, 23)  # a Monday
@@ -137,7 +140,12 @@ def test_a_bus_on_a_learned_road_is_timed_by_its_profile(tmp_path: Path, fractio
             break
         state.apply(message, at)  # type: ignore[arg-type]
         now = at
-    with_road = forecast_day(PLAN.visits, state.get(VEHICLE), now, travel)[1].arrive
+    on_road = forecast_day(PLAN.visits, state.get(VEHICLE), now, travel)[1]
+    with_road = on_road.arrive
+    # The road left, read off the learned road, not the straight line.
+    road_left = today.road.length_m - today.progress(now)[0]
+    assert on_road.road_left_m is not None
+    assert abs(on_road.road_left_m - road_left) < 0.02 * today.road.length_m
     straight = forecast_day(PLAN.visits, state.get(VEHICLE), now, without_road)[1].arrive
     error = abs((with_road - today.end).total_seconds())
     # Of a 12-minute drive today 18 % slower than usual, which today's pace learns as the
@@ -240,3 +248,23 @@ def test_any_trace_gives_a_road_or_none_and_shares_in_order(
     shares = [road.share_left(a) for a in np.linspace(-10, road.length_m + 10, 25)]
     assert all(0.0 <= x <= 1.0 for x in shares)
     assert all(b <= a for a, b in zip(shares, shares[1:], strict=False))
+
+
+def test_the_fleet_manager_is_told_the_road_left(tmp_path: Path) -> None:
+    scene = FleetScene(tmp_path / "ground.db")
+    scene.board.travel = learned(tmp_path / "learned", [sent(d) for d in past_weeks()])
+    today = drive(TODAY, 1.0)
+    scene.state.apply(_event("arrival", NOCE, NOCE.arrive), NOCE.arrive)
+    halfway = today.start + (today.end - today.start) / 2
+    for message, at in sent(today):
+        if at <= halfway:
+            scene.state.apply(message, at)  # type: ignore[arg-type]
+    scene.clock.at = halfway
+    with TestClient(scene.app()) as client:
+        login(client)
+        text = tile(client.get("/fleet/").text, "stop")[1]
+    left_km = (today.road.length_m - today.progress(halfway)[0]) / 1000
+    shown = re.search(r"Prochain arrêt : Bellême, arrivée estimée \d\d:\d\d \(prévue 11:00\), "
+                      r"encore (\d+),(\d) km de route", text)
+    assert shown, text
+    assert abs(float(f"{shown[1]}.{shown[2]}") - left_km) <= 0.15

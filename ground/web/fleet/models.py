@@ -46,6 +46,7 @@ class StopNow(BaseModel):
     depart: datetime
     delay_min: int
     at_stop: bool
+    road_left_km: float | None = None  # on the leg's learned road (ground/roads.py)
 
 
 class CodeOut(BaseModel):

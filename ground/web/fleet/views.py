@@ -240,6 +240,7 @@ class Dashboard:
             label_en=status_label_en(nxt.status, nxt.delay_min),
             planned_arrive=self.at(v.arrive), arrive=self.at(nxt.arrive),
             depart=self.at(nxt.depart), delay_min=nxt.delay_min, at_stop=at is not None,
+            road_left_km=None if nxt.road_left_m is None else nxt.road_left_m / 1000,
         )
 
     def _summary_fields(self, vehicle: str,
@@ -305,6 +306,8 @@ class Dashboard:
                 text = (f"Prochain arrêt : {stop.commune}, arrivée estimée "
                         f"{hm(stop.arrive, self.zone)} "
                         f"(prévue {hm(stop.planned_arrive, self.zone)})")
+                if stop.road_left_km is not None:
+                    text += f", encore {number(stop.road_left_km)} km de route"
             d["stop"] = Display(text=text, state="ok")
             d["delay"] = self._delay(stop)
         d["fridge"] = self._fridge(f["fridge"], now, fridge_open)
