@@ -79,7 +79,8 @@ class TravelModel:
         self._early: dict[tuple[str, str], list[float]] = {}
         self._overrun: dict[tuple[str, str], list[float]] = {}
         self._roads: dict[tuple[str, str], Road] = {}
-        self._factor = ROAD_FACTOR
+        self._factors: dict[tuple[str, str], float] = {}  # each leg's road factor
+        self._factor = ROAD_FACTOR  # the fleet's usual one
         self._driven: float | None = None  # the fleet's usual speed on the legs it drove
         self._planned = TYPICAL_SPEED  # the timetable's, until a leg is driven
 
@@ -88,10 +89,13 @@ class TravelModel:
             self._observed.setdefault((origin, dest), []).append(seconds)
         self._driven = self._driven_speed()
 
-    def learn_roads(self, learned: dict[tuple[str, str], Road]) -> None:
-        """The roads of the legs driven, and from them the fleet's usual road factor."""
-        self._roads.update(learned)
-        self._factor = roads.factor(self._roads.values()) or self._factor
+    def learn_roads(self, learned: roads.Learned) -> None:
+        """The roads and road factors of the legs driven, and from these the fleet's usual
+        road factor, for the legs not driven yet."""
+        self._roads.update(learned.roads)
+        self._factors.update(learned.factors)
+        if self._factors:
+            self._factor = statistics.median(self._factors.values())
         self._driven = self._driven_speed()
 
     def seed(self, timetable: Iterable[Sequence[contract.PlannedVisit]]) -> None:
@@ -131,13 +135,16 @@ class TravelModel:
         return self._roads.get((a.stop, b.stop))
 
     def length_m(self, a: contract.PlannedVisit, b: contract.PlannedVisit) -> float:
-        """The road from `a` to `b`: learned, else the straight line × the usual factor."""
+        """The road from `a` to `b`: learned, else the straight line × its road factor."""
         road = self.road(a, b)
-        return road.length_m if road is not None else self.road_m(_straight(a, b))
+        return road.length_m if road is not None else self.road_m(_straight(a, b), a, b)
 
-    def road_m(self, straight_m: float) -> float:
-        """The road distance of a straight line, by the fleet's usual road factor."""
-        return straight_m * self._factor
+    def road_m(self, straight_m: float, a: contract.PlannedVisit | None,
+               b: contract.PlannedVisit) -> float:
+        """The road distance of a straight line on the way from `a` to `b`, by the leg's
+        road factor, else the fleet's usual one."""
+        leg = self._factors.get((a.stop, b.stop)) if a is not None else None
+        return straight_m * (leg or self._factor)
 
     def speed(self, a: contract.PlannedVisit | None, b: contract.PlannedVisit) -> float:
         """The speed to drive from `a` to `b` at, before the leg is learned: the fleet's
@@ -285,14 +292,14 @@ def _arrival(v: contract.PlannedVisit, previous: Forecast | None, state: Vehicle
             # is a few seconds (or, after an outage, minutes) old.
             average = state.average_speed(moving_only=True) or travel.speed(origin, v)
             speed = min(MAX_SPEED, max(MIN_SPEED, average))
-            eta = pos.ts + timedelta(seconds=travel.road_m(left) / speed)
+            eta = pos.ts + timedelta(seconds=travel.road_m(left, origin, v) / speed)
         return max(eta, now), None
     if previous is None:
         # Not on the road yet (the depot): no sooner than the drive from where it waits.
         waiting = pos is not None and now - pos.ts < SEEN_WAITING and \
             pos.ts >= earliest - timedelta(hours=3)
         setting_off = now + timedelta(seconds=travel.road_m(distance_m(
-            pos.lat, pos.lon, v.lat, v.lon)) / travel.speed(None, v)) \
+            pos.lat, pos.lon, v.lat, v.lon), None, v) / travel.speed(None, v)) \
             if pos is not None and waiting else now
         return max(earliest, setting_off), None
     return max(earliest, previous.depart + travel.between(previous.visit, v) * pace.factor,

@@ -13,8 +13,9 @@ the *distance* left and the share of the *time* left part ways. So for each leg:
 - its time profile: at every `STATION_M` along the road, the share of the drive's time
   spent reaching it, the median over the leg's recent drives (each projected onto the road;
   a drive that strays from it, a detour, is left out);
-- its road factor: the road's length over the straight line (for the distance still to
-  drive, and for legs of the same fleet never driven yet).
+- its road factor: the way driven over the straight line (the median of its drives'; a
+  leg whose traces all have a gap has a factor, not a road yet), for the distance still
+  to drive off the road, and, the fleet's median, for legs never driven.
 
 The ETA (ground/eta.py) projects the bus's position onto the road it is on: the time left
 is the leg's learned time × the share of the profile still ahead. shapely (GEOS) does the
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -97,11 +98,6 @@ class Road:
     def length_m(self) -> float:
         return float(self.line.length)
 
-    @property
-    def factor(self) -> float:
-        """The road's length over the straight line between the stops."""
-        return self.length_m / self.straight_m if self.straight_m > 0 else 1.0
-
     def locate(self, lat: float, lon: float) -> Located | None:
         """The position projected onto the road; None if it is not on it."""
         point = shapely.Point(self.frame.xy(lat, lon))
@@ -115,21 +111,32 @@ class Road:
         return 1.0 - float(np.interp(along_m, self.stations, self.elapsed))
 
 
-def learn(tracks: Iterable[Track], stops: dict[str, tuple[float, float]]
-          ) -> dict[tuple[str, str], Road]:
-    """The road of every leg that has a well-traced drive, from its tracks (any order);
-    `stops` gives each stop's coordinates (for the straight line)."""
+@dataclass
+class Learned:
+    """What the drives taught, by leg (origin, destination): its road, its road factor."""
+
+    roads: dict[tuple[str, str], Road] = field(default_factory=dict)
+    factors: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def learn(tracks: Iterable[Track], stops: dict[str, tuple[float, float]]) -> Learned:
+    """The road factor of every leg driven and the road of those with a well-traced drive,
+    from their tracks (any order); `stops` gives each stop's coordinates."""
     by_leg: dict[tuple[str, str], list[Track]] = {}
     for t in tracks:
         if t.origin in stops and t.dest in stops and len(t.points) >= MIN_POINTS:
             by_leg.setdefault((t.origin, t.dest), []).append(t)
-    roads = {}
+    out = Learned()
     for (origin, dest), seen in by_leg.items():
         recent = sorted(seen, key=lambda t: t.left)[-DRIVES_KEPT:]
-        road = learn_road(recent, distance_m(*stops[origin], *stops[dest]))
+        straight = distance_m(*stops[origin], *stops[dest])
+        factors = [f for t in recent if (f := _factor(t, straight)) is not None]
+        if factors:
+            out.factors[origin, dest] = statistics.median(factors)
+        road = learn_road(recent, straight)
         if road is not None:
-            roads[origin, dest] = road
-    return roads
+            out.roads[origin, dest] = road
+    return out
 
 
 def learn_road(tracks: Sequence[Track], straight_m: float) -> Road | None:
@@ -153,10 +160,13 @@ def learn_road(tracks: Sequence[Track], straight_m: float) -> Road | None:
                 len(profiles), straight_m)
 
 
-def factor(roads: Iterable[Road]) -> float | None:
-    """The fleet's usual road factor (the median of its legs'), for a leg never driven."""
-    seen = [r.factor for r in roads if r.straight_m > 0]
-    return statistics.median(seen) if seen else None
+def _factor(t: Track, straight_m: float) -> float | None:
+    """The way driven over the straight line: a gap's chord cuts a corner, which a short
+    GPS outage makes little of (what the bus sends waits in its outbox: the link's
+    outages leave no gap)."""
+    way = sum(distance_m(a[1], a[2], b[1], b[2])
+              for a, b in zip(t.points, t.points[1:], strict=False))
+    return max(1.0, way / straight_m) if straight_m > 0 else None
 
 
 def _gapless(t: Track) -> bool:
