@@ -5,17 +5,20 @@ message it does not expect, and the forecast never raises on the state it leaves
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ground import roads
 from ground.accuracy import published
 from ground.eta import TravelModel, forecast_day
 from ground.pipeline import Arrived, Pipeline
 from ground.state import LiveState
 from ground.store import Store
 from medicobus import contract
+from onboard.telemetry.simulated import plan_drive
 from tests.harness import VEHICLE
 from tests.test_eta import PLAN, at
 
@@ -52,16 +55,31 @@ legs = st.lists(st.tuples(st.sampled_from(["noce", "belleme", "pervencheres"]),
 early = st.lists(st.tuples(visits, st.floats(-90, 90)), max_size=6)
 
 
+def _track(a: contract.PlannedVisit, b: contract.PlannedVisit) -> roads.Track:
+    d = plan_drive(a.depart, (a.lat, a.lon), (b.lat, b.lon), random.Random(1),
+                   road_rng=random.Random(f"{a.stop}>{b.stop}"))
+    points = [(d.start + timedelta(seconds=t), *d.road.at(d.progress(
+        d.start + timedelta(seconds=t))[0])[0]) for t in range(0, int(d.duration_s), 10)]
+    return roads.Track(a.stop, b.stop, d.start, d.end, points)
+
+
+# The day's legs as learned roads, for the forecast to project any position onto.
+ROADS = roads.learn([_track(a, b) for a, b in zip(PLAN.visits, PLAN.visits[1:], strict=False)],
+                    {v.stop: (v.lat, v.lon) for v in PLAN.visits})
+
+
 @FAST
-@given(messages, legs, early, minutes)
+@given(messages, legs, early, minutes, st.booleans())
 def test_etas_are_never_in_the_past_never_out_of_order(
         received: list[tuple[contract.Position | contract.VisitEvent | contract.QueueState,
                              float]],
         learned: list[tuple[str, str, float]], offsets: list[tuple[contract.PlannedVisit,
                                                                    float]],
-        now_m: float) -> None:
+        now_m: float, with_roads: bool) -> None:
     travel = TravelModel()
     travel.learn(learned)
+    if with_roads:
+        travel.learn_roads(ROADS)
     travel.learn_arrivals((v, v.arrive + timedelta(minutes=m)) for v, m in offsets)
     state = LiveState()
     for message, delay in received:  # in any order, each some time after it was made
