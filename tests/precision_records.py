@@ -25,8 +25,9 @@ def fill(database: Path, day: date, spread_s: tuple[float, float],
     the day before: one ETA published `ahead` of the arrival it announced, and the bus's
     real arrival. The first OUTLIERS visits came `spread_s[0]` seconds after the announced
     time (negative: before it), the last OUTLIERS `spread_s[1]`, the others on time: for 31
-    to 40 visits (four weeks of the demo fleet: 33), the nearest-rank 10th and 90th
-    percentiles of the error are then exactly `spread_s`. Returns the number of visits."""
+    to 40 visits (four weeks of the demo fleet: 33) and `spread_s[0]` ≤ 0 ≤ `spread_s[1]`,
+    the nearest-rank 10th and 90th percentiles of the error are then exactly `spread_s`.
+    Returns the number of visits."""
     fleet = load_fleet(FLEET)
     first = day - timedelta(weeks=weeks) + timedelta(days=1)
     visits = [v for n in range((day - first).days)
