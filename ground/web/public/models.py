@@ -107,7 +107,7 @@ class PageTexts(BaseModel):
     them, so the page with and without JavaScript says exactly the same."""
 
     texts: dict[str, str] = Field(
-        description='Element id -> its text, e.g. "nv-eta": "Arrivée estimée : 08:45"; '
+        description='Element id -> its text, e.g. "nv-eta": "Arrivée estimée : vers 08:45"; '
         "an empty text hides the element"
     )
     status: str = Field(description="The next visit's status (its colour); empty without one")
