@@ -129,12 +129,12 @@ def _row(label: str, group: Sequence[Scored]) -> Row:
     errors = [s.error_s / 60 for s in group]
     absolute = sorted(abs(e) for e in errors)
     windowed = [w for w in (s.in_window for s in group) if w is not None]
-    return Row(label, len(group), sum(absolute) / len(absolute), _percentile(absolute, 90),
+    return Row(label, len(group), sum(absolute) / len(absolute), percentile(absolute, 90),
                sum(errors) / len(errors),
                sum(windowed) / len(windowed) if windowed else None)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     """Nearest rank (the value that q % of them do not exceed), of sorted values."""
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]

@@ -37,6 +37,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -51,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ground.board import Board
 from ground.fleet import Contact, DatedVisit, Fleet, parse_visit_id, visits_on
 from ground.notify import Delivery, Job, Outcome, SmtpServer, Worker, post_json, send_mail
+from ground.precision import NOT_KNOWN, Claim, Said
 from ground.tournee import Changed
 from ground.views import VisitStatus
 from ground.web.format import FR, day_label_fr, half_label
@@ -117,6 +119,7 @@ class Notice:
     contacts: tuple[Contact, ...]
     reason: str = ""
     delay_min: int = 0  # for "delayed"
+    claim: Claim | None = None  # for "delayed": what may be told of the forecast arrival
     following: Slot | None = None  # the next visit held there, said with a cancellation
 
 
@@ -131,6 +134,16 @@ def time_fr(moment: datetime, zone: ZoneInfo) -> str:
     local = moment.astimezone(zone)
     pattern = "H 'h'" if local.minute == 0 else "H 'h' mm"
     return format_datetime(local, pattern, tzinfo=local.tzinfo, locale=FR)
+
+
+def claim_fr(claim: Claim, zone: ZoneInfo) -> str:
+    """'9 h 07', 'vers 9 h 05', 'entre 9 h et 9 h 20': the arrival as precisely as the
+    record allows (ground.precision). Read later than it is written, a notice says no
+    "now": a range begun already is "d'ici 9 h 20", soon is "peu après 9 h 05"."""
+    start, end = time_fr(claim.earliest, zone), time_fr(claim.latest, zone)
+    return {Said.MINUTE: start, Said.AROUND: f"vers {start}",
+            Said.RANGE: f"entre {start} et {end}", Said.BY: f"d'ici {end}",
+            Said.SOON: f"peu après {start}"}[claim.said]
 
 
 def _hours(slot: Slot, zone: ZoneInfo) -> str:
@@ -185,9 +198,11 @@ def relay_text(notice: Notice, zone: ZoneInfo) -> str:
                     f"{_hours(a, zone)}{where}{why}.")
         if n.kind == "restored":
             return f"{head} est finalement maintenue, {_hours(a, zone)}{where}{why}."
-        assert b is not None
+        assert b is not None and n.claim is not None
+        told = claim_fr(n.claim, zone)
         return (f"Médicobus : retard d'environ {n.delay_min} min à {c} ce "
-                f"{day_fr(b.arrive, zone)} : arrivée prévue vers {time_fr(a.arrive, zone)} "
+                f"{day_fr(b.arrive, zone)} : arrivée prévue "
+                f"{'à ' if n.claim.said is Said.MINUTE else ''}{told} "
                 f"au lieu de {time_fr(b.arrive, zone)}{why}.")
 
     reason = notice.reason.strip()
@@ -243,10 +258,10 @@ def body(notice: Notice, zone: ZoneInfo, public_url: str | None = None) -> str:
         lines.append(f"Motif : {n.reason.strip()}")
     lines += ["", f"Véhicule : {n.vehicle_name}"]
     if n.kind == "delayed":
-        assert n.before is not None and n.after is not None
+        assert n.before is not None and n.claim is not None
         lines += [f"Arrivée prévue : {day_fr(n.before.arrive, zone, True)}, "
                   f"{time_fr(n.before.arrive, zone)}",
-                  f"Arrivée estimée : vers {time_fr(n.after.arrive, zone)}"]
+                  f"Arrivée estimée : {claim_fr(n.claim, zone)}"]
     else:
         if n.before is not None and n.kind != "restored":
             lines.append(f"Prévue : {_slot_fr(n.before, zone)}")
@@ -280,6 +295,10 @@ def payload(notice: Notice, zone: ZoneInfo, public_url: str | None = None) -> di
             "vehicle": n.vehicle_name, "before": _slot_json(n.before, zone),
             "after": _slot_json(n.after, zone), "reason": n.reason.strip(),
             "delay_min": n.delay_min if n.kind == "delayed" else None,
+            "eta_told": None if n.claim is None else {  # as precisely as the record allows
+                "said": n.claim.said.value, "from": n.claim.earliest.astimezone(zone).isoformat(),
+                "to": n.claim.latest.astimezone(zone).isoformat(),
+                "precision_min": n.claim.precision_min},
             "text": relay_text(n, zone), "subject": subject(n, zone),
             "url": page_url(public_url, n.insee)}  # fmt: skip
 
@@ -615,12 +634,15 @@ class DelayWatch:
     bus parked at the stop whose arrival has not reached the ground yet must not be
     announced late. Called by the service's timer, as often as it likes: the fleet's
     forecasts are worked out at most once per `every` (of the board's clock); `check` never
-    raises."""
+    raises. `claim`: what may be told of an arrival at a moment (ground.precision; by
+    default none recorded: rounded to 5 min)."""
 
     def __init__(self, notifier: MairieNotifier, board: Board,
-                 every: timedelta = timedelta(seconds=30)) -> None:
+                 every: timedelta = timedelta(seconds=30),
+                 claim: Callable[[datetime, datetime], Claim] = NOT_KNOWN.claim) -> None:
         self.notifier = notifier
         self.board = board
+        self.claim = claim
         self.every = every
         self._last: datetime | None = None
         self._day: date | None = None
@@ -655,21 +677,22 @@ class DelayWatch:
                 if told is None:
                     told = self.notifier.delay_grade(vid)
                 if grade > told:
-                    queued += self.notifier.tell(self._notice(fleet, vehicle.name, f.visit.stop,
-                                                              vid, f.arrive, f.depart,
-                                                              f.delay_min, today))
+                    claim = self.claim(f.arrive.astimezone(fleet.zone), now)
+                    queued += self.notifier.tell(self._notice(
+                        fleet, vehicle.name, f.visit.stop, vid, f.arrive, f.depart,
+                        f.delay_min, today, claim))
                     told = grade
                 self._told[vid] = told
         return queued
 
     @staticmethod
     def _notice(fleet: Fleet, vehicle_name: str, stop_id: str, vid: str, arrive: datetime,
-                depart: datetime, delay_min: int, today: date) -> Notice:
+                depart: datetime, delay_min: int, today: date, claim: Claim) -> Notice:
         dated = next((v for v in visits_on(fleet, today, stop=stop_id) if v.id == vid), None)
         stop = dated.stop if dated is not None else fleet.stop(stop_id)  # the day's place
         planned = Slot.of(dated) if dated is not None else Slot(arrive, depart, stop.place)
         return Notice(kind="delayed", visit=vid, commune=stop.commune, insee=stop.insee,
                       vehicle_name=vehicle_name, before=planned,
                       after=Slot(arrive, depart, stop.place), contacts=tuple(stop.contacts),
-                      delay_min=delay_min)
+                      delay_min=delay_min, claim=claim)
 

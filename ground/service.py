@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import sqlite3
@@ -26,6 +27,7 @@ from ground.mairies import DelayWatch, MairieNotifier, MairieSettings
 from ground.notify import Notifier, NotifySettings
 from ground.pipeline import Pipeline
 from ground.plans import PlanPublisher
+from ground.precision import Precision
 from ground.replay import LEARN_WEEKS, learn
 from ground.reports.mailing import MonthlyMail
 from ground.reports.make import Reporter, ReportSettings
@@ -93,6 +95,8 @@ class GroundService:
         self.eta_record = EtaRecord(settings.database, clock)  # the ETAs published, kept
         self._etas_noted: datetime | None = None
         self._etas_purged: date | None = None
+        scored = functools.partial(recorded, self.eta_record, self.store)  # since, until
+        self.precision = Precision(scored, clock)  # how precisely the public is told ETAs
         self.state = LiveState()
         self.travel = TravelModel()
         self._learned_on: date | None = None
@@ -123,14 +127,14 @@ class GroundService:
             fleet=fleet_router(self.board, self.store, self.alerts, settings.dashboard,
                                auth=auth, map_settings=settings.map, tournee=self.tournee,
                                reporter=self.reporter,
-                               precision=lambda since, until: recorded(
-                                   self.eta_record, self.store, since, until)),
-            console=console_api(self.tournee, Guard(auth, settings.dashboard)))  # fmt: skip
+                               precision=scored),
+            console=console_api(self.tournee, Guard(auth, settings.dashboard)),
+            precision=lambda: self.precision.table)  # fmt: skip
         self.tournee.subscribe(self._tournee_changed)
         self.mairies = MairieNotifier(settings.mairies, settings.database, self.fleet.zone,
                                       clock)
         self.tournee.subscribe(self.mairies.tell_changes)
-        self.delays = DelayWatch(self.mairies, self.board)
+        self.delays = DelayWatch(self.mairies, self.board, claim=self.precision.claim)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.http: uvicorn.Server | None = None
@@ -145,6 +149,7 @@ class GroundService:
                 self.state.apply(message, received)
         learn(self.travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
         self._learned_on = self.board.today()
+        self.precision.daily(self.board.today())
         self.alerts.evaluate()
         # What is loaded now (fleet, index, config, the day's state) lives as long as the
         # service: out of the garbage collector's full passes, which otherwise pause every
@@ -222,6 +227,7 @@ class GroundService:
         while not self._stop.wait(2.0):
             if self._learned_on != self.board.today():
                 self._relearn()
+            self.precision.daily(self.board.today())  # the record's last four weeks
             if purged_on != self.board.today():  # dead letters past their time, daily
                 try:
                     self.store.purge_dead_letters()

@@ -13,6 +13,7 @@ from ground.service import GroundService, GroundSettings
 from ground.web.auth import AuthSettings, User, hash_password
 from ground.web.server import HttpSettings
 from medicobus.brokers import free_port
+from medicobus.clock import Clock
 from medicobus.mqtt import BrokerSettings
 from tests.harness import FLEET, clock_at, wait_until
 
@@ -25,14 +26,14 @@ PERVENCHERES = "61327"
 
 
 @contextmanager
-def console_ground(tmp_path: Path, broker_port: int,
-                   fleet: Path = FLEET) -> Iterator[GroundService]:
+def console_ground(tmp_path: Path, broker_port: int, fleet: Path = FLEET,
+                   clock: Clock | None = None) -> Iterator[GroundService]:
     users = [User(name=n, password_hash=HASH, role=r) for n, r in ROLES.items()]  # type: ignore[arg-type]
     settings = GroundSettings(
         fleet=fleet, database=tmp_path / "ground.db",
         broker=BrokerSettings(port=broker_port), http=HttpSettings(port=free_port()),
         dashboard=AuthSettings(users=users, session_secret="console-tests-secret-0123456"))
-    g = GroundService(settings, clock_at())
+    g = GroundService(settings, clock or clock_at())
     g.start()
     g.serve_http()
     wait_until(g.ingest.subscribed.is_set, what="the ground subscribed")

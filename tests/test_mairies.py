@@ -7,7 +7,7 @@ from __future__ import annotations
 import time as monotonic_time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,8 @@ def test_a_cancellation_reaches_the_mailbox_and_the_webhook_in_french(
         "vehicle": "Bus 1",
         "before": {"arrive": "2027-03-09T08:30:00+01:00", "depart": "2027-03-09T12:00:00+01:00",
                    "place": "Place de l'église"},
-        "after": None, "reason": "médecin malade", "delay_min": None, "text": relay,
+        "after": None, "reason": "médecin malade", "delay_min": None, "eta_told": None,
+        "text": relay,
         "subject": "[Médicobus] Nocé : visite du mardi 9 mars (matin) annulée",
         "url": f"{PUBLIC}/communes/61309"}  # fmt: skip
     assert len(relay) <= RELAY_MAX
@@ -377,12 +378,20 @@ def test_a_delay_is_told_once_past_the_threshold_and_once_past_twice_it(
     assert 15 <= first.delay_min < 30 <= second.delay_min  # past the threshold, then twice it
     assert subjects == [f"[Médicobus] Nocé : retard d'environ {f.delay_min} min ce mardi 9 mars"
                         for f in told_at]  # fmt: skip
+    # Nothing recorded yet (no precision known): the arrival is told rounded to 5 min.
+    told = receiver.posts[0]["eta_told"]
+    around = datetime.fromisoformat(told["from"])
+    assert told["said"] == "around" and told["to"] == told["from"] and told["from"].endswith(
+        "+01:00") and around.minute % 5 == 0 and around.second == 0
+    assert abs(around - first.arrive) <= timedelta(minutes=2.5)
     assert receiver.posts[0]["text"] == (
         f"Médicobus : retard d'environ {first.delay_min} min à Nocé ce mardi 9 mars : arrivée "
-        f"prévue vers {time_fr(first.arrive, PARIS)} au lieu de 8 h 30.")
+        f"prévue vers {time_fr(around, PARIS)} au lieu de 8 h 30.")
     assert receiver.posts[0]["delay_min"] == first.delay_min
     assert receiver.posts[0]["kind"] == "delayed"
-    assert f"Arrivée estimée : vers {time_fr(second.arrive, PARIS)}" in \
+    later = datetime.fromisoformat(receiver.posts[1]["eta_told"]["from"])
+    assert later.minute % 5 == 0 and abs(later - second.arrive) <= timedelta(minutes=2.5)
+    assert f"Arrivée estimée : vers {time_fr(later, PARIS)}" in \
         inbox.messages[1][1].get_content()  # fmt: skip
 
 

@@ -13,6 +13,7 @@ with an inline start-up script, for three GET endpoints that a page lists as wel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
+from ground.precision import PrecisionTable
 from ground.web.headers import SecurityHeaders, content_security_policy
 from ground.web.map import MapSettings
 from ground.web.public.kit import KitSettings
@@ -45,11 +47,13 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
                fleet: APIRouter | None = None, http: HttpSettings | None = None,
                console: APIRouter | None = None,
                map_settings: MapSettings | None = None,
-               kit: KitSettings | None = None) -> FastAPI:  # fmt: skip
+               kit: KitSettings | None = None,
+               precision: Callable[[], PrecisionTable] | None = None) -> FastAPI:  # fmt: skip
     """The public mairie pages and API; with `fleet`, the fleet managers' dashboard (behind
     its own login) under /fleet, and with `console` the coordinator's console beside it.
     `http`: the headers and body limit (default settings); `map_settings`: the live map's
-    tile server, whose images the CSP lets in."""
+    tile server, whose images the CSP lets in; `precision`: the current table of how
+    precisely the public may be told an ETA (default: none recorded, rounded to 5 min)."""
     clock = clock or getattr(board, "clock", None) or SystemClock()
     http = http or HttpSettings()
     tiles = map_settings or MapSettings()
@@ -69,7 +73,7 @@ def create_app(board: Board, clock: Clock | None = None, refresh_s: float = REFR
     for room in (fleet, console):
         if room is not None:
             app.include_router(room, prefix="/fleet")
-    app.include_router(public_router(board, clock, refresh_s, kit, csp))
+    app.include_router(public_router(board, clock, refresh_s, kit, csp, precision))
     templates = public_templates()
 
     @app.exception_handler(StarletteHTTPException)

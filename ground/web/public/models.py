@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from ground.precision import Said
 from ground.views import VisitStatus
 
 
@@ -22,7 +23,21 @@ class VisitOut(BaseModel):
     status: VisitStatus
     label_fr: str = Field(description='French status label, e.g. "retard de 12 min"')
     label_en: str
-    eta: datetime | None = Field(description="Predicted arrival; null once arrived")
+    eta: datetime | None = Field(description="Predicted arrival, to the second (the model's "
+                                 "own); null once arrived. What may be told of it: `eta_said`")
+    eta_said: Said | None = Field(None, description=(
+        "How precisely the arrival may be told, by the accuracy record of the last four weeks "
+        "at this horizon: minute (\"14:07\"), around (rounded to 5 min, \"vers 14:05\"; also "
+        "while the record is too small to know), range (\"entre 14:00 et 14:20\": 8 in 10 "
+        "recorded arrivals fell inside), by (a range that starts now), soon (\"dans quelques "
+        "minutes\"); null without an ETA"))
+    eta_from: datetime | None = Field(None, description=(
+        "The first minute told (equal to eta_to for one time; now for by and soon)"))
+    eta_to: datetime | None = Field(None, description=(
+        "The last minute told (a range's end; now plus 5 min for soon)"))
+    eta_precision_min: int | None = Field(None, description=(
+        "How far the told time is to be taken, in minutes: 1 (minute), 5 (around, soon), or "
+        "the range's width"))
     etd: datetime | None = Field(description="Predicted departure; null once departed")
     delay_min: int
     arrived_at: datetime | None
@@ -92,7 +107,7 @@ class PageTexts(BaseModel):
     them, so the page with and without JavaScript says exactly the same."""
 
     texts: dict[str, str] = Field(
-        description='Element id -> its text, e.g. "nv-eta": "Arrivée estimée : 08:45"; '
+        description='Element id -> its text, e.g. "nv-eta": "Arrivée estimée : vers 08:45"; '
         "an empty text hides the element"
     )
     status: str = Field(description="The next visit's status (its colour); empty without one")

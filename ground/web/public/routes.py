@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
 
 from ground.fleet import Fleet
+from ground.precision import NOT_KNOWN, PrecisionTable
 from ground.views import StopView, TicketView, VisitView
 from ground.web import sse
 from ground.web.headers import CSP
@@ -83,12 +84,15 @@ FRAGMENT_TTL_S = 10.0  # a commune nothing happened to: its summary made again t
 
 
 def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
-                  kit: KitSettings | None = None, csp: str = CSP) -> APIRouter:
+                  kit: KitSettings | None = None, csp: str = CSP,
+                  precision: Callable[[], PrecisionTable] | None = None) -> APIRouter:
     """The mairie pages (not in the schema) and the public API (in it); `kit`: the
     mairie's kit (poster, embeddable block, feed), `csp` the site's policy (the block's
-    framing is allowed from there)."""
+    framing is allowed from there); `precision`: the current table of how precisely an
+    ETA may be told (ground.precision; by default none recorded: rounded to 5 min)."""
     zone = board.fleet.zone
     kit = kit or KitSettings()
+    precision = precision or (lambda: NOT_KNOWN)
     framing = {"Content-Security-Policy": embed_policy(csp, kit.embed_ancestors),
                "X-Frame-Options": "SAMEORIGIN"}  # older browsers: never another site
     templates = public_templates()
@@ -117,10 +121,10 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
                  or now - hit[1] > FRAGMENT_TTL_S}  # fmt: skip
         if stale:
             versions = {stop: board.version(insee) for stop, insee in stale.items()}  # first
-            at = clock.now()
+            at, table = clock.now(), precision()
             for view in board.stops(stale):
-                fragments[view.stop] = (versions[view.stop], now,
-                                         stop_out(view, zone, at).model_dump_json().encode())
+                made = stop_out(view, zone, at, table).model_dump_json().encode()
+                fragments[view.stop] = (versions[view.stop], now, made)
         return b"[" + b",".join(fragments[s.id][2] for s in board.fleet.stops) + b"]"
 
     communes = Snapshot(every_commune)
@@ -136,7 +140,8 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
         s = board.stop(insee)
         if s is None:
             return page(request, "404.html", status_code=404)
-        return page(request, "commune.html", s=commune_page(s, zone, clock.now(), lang),
+        return page(request, "commune.html",
+                    s=commune_page(s, zone, clock.now(), precision(), lang),
                     relay=relay_text(s, live_url(request, insee)), lang=lang, w=WORDS[lang])
 
     def live_url(request: Request, insee: str) -> str:
@@ -166,7 +171,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
         s = board.stop(insee)
         if s is None:
             return page(request, "404.html", status_code=404)
-        response = page(request, "embed.html", s=commune_page(s, zone, clock.now()))
+        response = page(request, "embed.html", s=commune_page(s, zone, clock.now(), precision()))
         response.headers.update(framing)
         return response
 
@@ -197,7 +202,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
         s = board.stop(insee)
         if s is None:
             return None
-        data = commune_page(s, zone, at, lang).model_dump_json()
+        data = commune_page(s, zone, at, precision(), lang).model_dump_json()
         cache[(insee, lang)] = (key, data)
         return data
 
@@ -271,7 +276,7 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
         s = board.stop(insee)
         if s is None:
             return JSONResponse({"detail": "commune inconnue / unknown commune"}, 404)
-        return stop_detail_out(s, zone, clock.now())
+        return stop_detail_out(s, zone, clock.now(), precision())
 
     @router.get("/api/v1/stops/{insee}/calendar.ics", tags=["stops"],
                 responses={200: {"content": {"text/calendar": {}}}, 404: {"model": ErrorOut}},
@@ -307,8 +312,9 @@ def public_router(board: Board, clock: Clock, refresh_s: float = REFRESH_S,
             stops = [s.id for s in board.fleet.stops if s.insee == insee]
             if not stops:
                 return JSONResponse({"detail": "commune inconnue / unknown commune"}, 404)
-        body = ",".join(dated_visit_out(v, board.fleet.stop(v.stop), zone).model_dump_json()
-                        for v in board.visits(first, last, stops))  # fmt: skip
+        at, table = clock.now(), precision()
+        body = ",".join(dated_visit_out(v, board.fleet.stop(v.stop), zone, at, table)
+                        .model_dump_json() for v in board.visits(first, last, stops))
         return Response(f"[{body}]", media_type="application/json")
 
     return router

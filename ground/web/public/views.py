@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 
 from ground.fleet import Stop
+from ground.precision import PrecisionTable
 from ground.views import StopView, VisitStatus, VisitView
 from ground.web.format import day_label_fr, half_label, hm
 from ground.web.public.models import (
@@ -34,8 +35,16 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return None if moment is None else moment.astimezone(zone).replace(microsecond=0)
 
 
-def visit_out(v: VisitView, zone: ZoneInfo) -> VisitOut:
+def visit_out(v: VisitView, zone: ZoneInfo, now: datetime, precision: PrecisionTable
+              ) -> VisitOut:
+    """`precision`: what the record allows saying of the ETA at `now` (ground.precision)."""
+    eta = _local(v.eta, zone)
+    claim = None if eta is None else precision.claim(eta, now)
+    told: dict[str, Any] = {} if claim is None else dict(
+        eta_said=claim.said, eta_from=claim.earliest, eta_to=claim.latest,
+        eta_precision_min=claim.precision_min)
     return VisitOut(
+        **told,
         visit=v.visit,
         vehicle=v.vehicle,
         vehicle_name=v.vehicle_name,
@@ -48,7 +57,7 @@ def visit_out(v: VisitView, zone: ZoneInfo) -> VisitOut:
         status=v.status,
         label_fr=v.label_fr,
         label_en=v.label_en,
-        eta=_local(v.eta, zone),
+        eta=eta,
         etd=_local(v.etd, zone),
         delay_min=v.delay_min,
         arrived_at=_local(v.arrived_at, zone),
@@ -61,12 +70,14 @@ def visit_out(v: VisitView, zone: ZoneInfo) -> VisitOut:
     )
 
 
-def dated_visit_out(v: VisitView, stop: Stop, zone: ZoneInfo) -> DatedVisitOut:
-    return DatedVisitOut(**visit_out(v, zone).model_dump(), stop=stop.id, commune=stop.commune,
-                         insee=stop.insee)
+def dated_visit_out(v: VisitView, stop: Stop, zone: ZoneInfo, now: datetime,
+                    precision: PrecisionTable) -> DatedVisitOut:
+    return DatedVisitOut(**visit_out(v, zone, now, precision).model_dump(), stop=stop.id,
+                         commune=stop.commune, insee=stop.insee)
 
 
-def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime,
+                    precision: PrecisionTable) -> dict[str, Any]:
     local_now = now.astimezone(zone)
     minutes = None
     if s.last_seen is not None:
@@ -82,7 +93,7 @@ def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime) -> dict[str, Any
         place=s.place,
         lat=s.lat,
         lon=s.lon,
-        next_visit=None if nv is None else visit_out(nv, zone),
+        next_visit=None if nv is None else visit_out(nv, zone, now, precision),
         vehicle_presence=s.vehicle_presence,
         last_seen=_local(s.last_seen, zone),
         last_seen_min=minutes,
@@ -96,19 +107,20 @@ def _summary_fields(s: StopView, zone: ZoneInfo, now: datetime) -> dict[str, Any
     )
 
 
-def stop_out(s: StopView, zone: ZoneInfo, now: datetime) -> StopOut:
-    return StopOut(**_summary_fields(s, zone, now))
+def stop_out(s: StopView, zone: ZoneInfo, now: datetime, precision: PrecisionTable
+             ) -> StopOut:
+    return StopOut(**_summary_fields(s, zone, now, precision))
 
 
-def stop_detail_out(s: StopView, zone: ZoneInfo, now: datetime) -> StopDetailOut:
-    return StopDetailOut(
-        **_summary_fields(s, zone, now), upcoming=[visit_out(v, zone) for v in s.upcoming]
-    )
+def stop_detail_out(s: StopView, zone: ZoneInfo, now: datetime, precision: PrecisionTable
+                    ) -> StopDetailOut:
+    return StopDetailOut(**_summary_fields(s, zone, now, precision),
+                         upcoming=[visit_out(v, zone, now, precision) for v in s.upcoming])
 
 
-def commune_page(s: StopView, zone: ZoneInfo, now: datetime,
+def commune_page(s: StopView, zone: ZoneInfo, now: datetime, precision: PrecisionTable,
                  lang: Lang = "fr") -> CommunePageOut:
-    detail = stop_detail_out(s, zone, now)
+    detail = stop_detail_out(s, zone, now, precision)
     return CommunePageOut(**dict(detail), page=page_texts(detail, lang))
 
 
@@ -128,7 +140,12 @@ WORDS: dict[Lang, dict[str, str]] = {
         "ics": "Ajouter les passages à votre agenda (iCalendar)",
         "switch": "English", "switch_lang": "en",
         "reason": "Motif : {reason}", "departed": "Reparti à {t}", "arrived": "Arrivé à {t}",
-        "arrived_late": "Arrivé à {t}, avec {m} min de retard", "eta": "Arrivée estimée : {t}",
+        "arrived_late": "Arrivé à {t}, avec {m} min de retard",
+        # The ETA as precisely as the record allows (ground.precision), never a time past.
+        "eta_minute": "Arrivée estimée : {t}", "eta_around": "Arrivée estimée : vers {t}",
+        "eta_range": "Arrivée estimée : entre {t} et {u}",
+        "eta_by": "Arrivée estimée : entre maintenant et {u}",
+        "eta_soon": "Arrivée estimée : dans quelques minutes",
         "etd": "Départ estimé : {t}", "updated": "mis à jour à {t}",
         "nobody": "Personne en attente", "one": "1 personne en attente",
         "many": "{n} personnes en attente", "wait": "{people}, attente estimée {m} min",
@@ -146,7 +163,10 @@ WORDS: dict[Lang, dict[str, str]] = {
         "ics": "Add the visits to your calendar (iCalendar)",
         "switch": "Français", "switch_lang": "fr",
         "reason": "Reason: {reason}", "departed": "Left at {t}", "arrived": "Arrived at {t}",
-        "arrived_late": "Arrived at {t}, {m} min late", "eta": "Expected at {t}",
+        "arrived_late": "Arrived at {t}, {m} min late",
+        "eta_minute": "Expected at {t}", "eta_around": "Expected around {t}",
+        "eta_range": "Expected between {t} and {u}", "eta_by": "Expected between now and {u}",
+        "eta_soon": "Expected in a few minutes",
         "etd": "Expected to leave at {t}", "updated": "updated at {t}",
         "nobody": "Nobody waiting", "one": "1 person waiting",
         "many": "{n} people waiting", "wait": "{people}, estimated wait {m} min",
@@ -173,7 +193,9 @@ def eta_text(v: VisitOut | None, lang: Lang = "fr") -> str:
         if late >= 1:
             return w["arrived_late"].format(t=hm(v.arrived_at), m=late)
         return w["arrived"].format(t=hm(v.arrived_at))
-    return w["eta"].format(t=hm(v.eta)) if v.eta else ""
+    if v.eta_said is None:
+        return ""
+    return w[f"eta_{v.eta_said.value}"].format(t=hm(v.eta_from), u=hm(v.eta_to))
 
 
 def etd_text(v: VisitOut | None, lang: Lang = "fr") -> str:
