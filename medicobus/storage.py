@@ -37,6 +37,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -70,11 +71,26 @@ def open_database(path: Path | str, *migrations: Migrations, synchronous: Synchr
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
                            timeout=busy_timeout_s)
     db = Database(conn)
-    db.enable_wal()
+    _enable_wal(db, busy_timeout_s)
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA foreign_keys=ON")
     migrate(db, *migrations)
     return db
+
+
+def _enable_wal(db: Database, timeout_s: float) -> None:
+    """WAL mode, waiting for another process that holds the file: switching the journal
+    mode can fail at once with "database is locked" (its busy handler not called) while
+    another process creates the same file, as two started together do."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def set_aside(directory: Path | str) -> list[Path]:
