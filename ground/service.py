@@ -253,13 +253,14 @@ class GroundService:
         today = self.board.today()
         travel = TravelModel()
         midnight = datetime.combine(today, time(0), self.fleet.zone)
+        self._learned_on = today  # once a day: eight weeks are not read again every turn
         try:
             learn(travel, self.store, self.fleet, midnight - timedelta(weeks=LEARN_WEEKS))
-        except sqlite3.Error:  # locked, disk: yesterday's model serves, tried again later
+        except Exception:  # locked, disk, a drive no one foresaw: yesterday's model serves
+            # until tomorrow; the daily thread (plans, reports) must go on
             log.exception("the travel model could not be learned again")
             return
         self.travel = self.board.travel = travel
-        self._learned_on = today
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
